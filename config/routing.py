@@ -1,0 +1,3 @@
+"""WebSocket routes. The chat relay and the voice-session socket are added by their issues."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,10 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from tokens.views import LandingView
+
+urlpatterns = [
+    path("", LandingView.as_view(), name="landing"),
+    path("admin/", admin.site.urls),
+    path("", include("tokens.urls")),
+]

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class TokensConfig(AppConfig):
+    """Tenancy and credentials: projects, API keys, signing keys and the issued-token registry."""
+
+    name = "tokens"
+
+    def ready(self):
+        from . import conf  # noqa: F401  (connects the setting_changed reloader)

@@ -1,0 +1,54 @@
+"""Roomkey's settings, read at call time.
+
+`settings.ROOMKEY` is one dict; `roomkey_settings.NAME` reads a key of it with its default.
+The cache is dropped on `setting_changed`, so tests change values with the `settings` fixture.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+DEFAULTS = {
+    "CHAT_RELAY_URL": "",
+    "TOKEN_RETENTION": timedelta(days=30),
+    "CLEAR_BATCH_SIZE": 1000,
+    "SIGNING_KEY_CACHE_SECONDS": 5.0,
+    "MAX_BODY_BYTES": 1024 * 1024,
+    # Tokens longer than this are refused before any decoding.
+    "MAX_TOKEN_BYTES": 8 * 1024,
+    # ApiKey.last_used_at is written at most this often per key.
+    "API_KEY_TOUCH_SECONDS": 60,
+}
+
+
+class RoomkeySettings:
+    def __init__(self):
+        self._cache: dict | None = None
+
+    def _values(self) -> dict:
+        if self._cache is None:
+            self._cache = {**DEFAULTS, **getattr(settings, "ROOMKEY", {})}
+        return self._cache
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._values()[name]
+        except KeyError:
+            raise AttributeError(f"Unknown Roomkey setting {name!r}") from None
+
+    def reload(self):
+        self._cache = None
+
+
+roomkey_settings = RoomkeySettings()
+
+
+def _reload(*, setting, **kwargs):
+    if setting == "ROOMKEY":
+        roomkey_settings.reload()
+
+
+setting_changed.connect(_reload)

@@ -1,0 +1,6 @@
+from django.dispatch import Signal
+
+# Sent after the transaction that revoked tokens commits, with `jtis` (list of str) and
+# `project_id`. Apps holding live connections (the chat relay, the voice-session socket)
+# listen to close the sockets that use those tokens.
+tokens_revoked = Signal()
