@@ -17,14 +17,6 @@ def _fresh_key_cache():
     services.signing_keys_forget()
 
 
-@pytest.fixture(autouse=True)
-def _clear_cache():
-    from django.core.cache import cache
-
-    cache.clear()
-    yield
-
-
 @pytest.fixture
 def project_and_key(db):
     """(Project, raw API key) of a fresh project with a signing key."""
@@ -73,8 +65,9 @@ def api(client_for, api_key):
 
 
 def on_postgres() -> bool:
-    return connection.vendor == "postgresql"
+    from django.db import connection
 
+    return connection.vendor == "postgresql"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -49,9 +49,7 @@ class ProjectAdmin(admin.ModelAdmin):
 def _show_key_once(request, raw: str) -> None:
     messages.warning(
         request,
-        format_html(
-            "New API key (copy it now, it is not shown again): <code>{}</code>", raw
-        ),
+        format_html("New API key (copy it now, it is not shown again): <code>{}</code>", raw),
     )
 
 
@@ -97,9 +95,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
-        new = services.api_key_create(
-            project=obj.project, name=obj.name, expires_at=obj.expires_at
-        )
+        new = services.api_key_create(project=obj.project, name=obj.name, expires_at=obj.expires_at)
         obj.pk = new.row.pk
         _show_key_once(request, new.raw)
 

@@ -149,4 +149,3 @@ class IssuedToken(models.Model):
         if self.expires_at <= (now or timezone.now()):
             return "expired"
         return "active"
-

@@ -22,9 +22,7 @@ _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u20
 
 
 def _has_forbidden_characters(value: str) -> bool:
-    return any(
-        c in _BIDI_CONTROLS or unicodedata.category(c) in ("Cc", "Cs") for c in value
-    )
+    return any(c in _BIDI_CONTROLS or unicodedata.category(c) in ("Cc", "Cs") for c in value)
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -66,7 +64,8 @@ class ChannelsField(serializers.Field):
     """
 
     default_error_messages = {
-        "invalid": "Must be an object keyed by channel name, or a list of channel objects or names.",
+        "invalid": "Must be an object keyed by channel name, or a list of channel objects "
+        "or names.",
         "empty": "At least one channel is required.",
         "too_many": f"At most {CHANNELS_MAX} channels are allowed.",
         "name_type": "Channel {index} has no name string.",

@@ -6,8 +6,7 @@ The admin, the API views and the management commands all call these functions.
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -207,8 +206,8 @@ def token_issue(
         subject=subject,
         resource=resource,
         grants=grants or {},
-        issued_at=datetime.fromtimestamp(iat, tz=dt_timezone.utc),
-        expires_at=datetime.fromtimestamp(exp, tz=dt_timezone.utc),
+        issued_at=datetime.fromtimestamp(iat, tz=UTC),
+        expires_at=datetime.fromtimestamp(exp, tz=UTC),
         api_key=api_key,
         signing_kid=key.kid,
         client_ip=client_ip,
@@ -247,8 +246,8 @@ def record_issued(
         subject=decoded.subject,
         resource=resource,
         grants=grants or {},
-        issued_at=datetime.fromtimestamp(decoded.issued_at, tz=dt_timezone.utc),
-        expires_at=datetime.fromtimestamp(decoded.expires_at, tz=dt_timezone.utc),
+        issued_at=datetime.fromtimestamp(decoded.issued_at, tz=UTC),
+        expires_at=datetime.fromtimestamp(decoded.expires_at, tz=UTC),
         api_key=api_key,
         client_ip=client_ip,
     )
@@ -484,9 +483,9 @@ def token_revoke_many(*, queryset, by: str = "", reason: str = "") -> int:
         for project_id, jtis in by_project.items():
             for start in range(0, len(jtis), 500):
                 chunk = jtis[start : start + 500]
-                revoked += IssuedToken.objects.filter(
-                    pk__in=chunk, revoked_at__isnull=True
-                ).update(revoked_at=now, revoked_by=by[:200], revoke_reason=reason[:500])
+                revoked += IssuedToken.objects.filter(pk__in=chunk, revoked_at__isnull=True).update(
+                    revoked_at=now, revoked_by=by[:200], revoke_reason=reason[:500]
+                )
             _announce_revoked(jtis, project_id)
     return revoked
 

@@ -28,7 +28,9 @@ class Command(BaseCommand):
         key = services.api_key_create(project=project, name=options["name"], expires_at=expires_at)
         if options["json"]:
             self.stdout.write(
-                json.dumps({"project_id": str(project.pk), "api_key": key.raw, "prefix": key.row.prefix})
+                json.dumps(
+                    {"project_id": str(project.pk), "api_key": key.raw, "prefix": key.row.prefix}
+                )
             )
             return
         self.stdout.write(self.style.SUCCESS(f"API key for {project.name} (shown once):"))

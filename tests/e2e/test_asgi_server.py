@@ -1,0 +1,119 @@
+"""Roomkey served the way `make run` serves it: migrate, seed_demo, uvicorn on the ASGI app.
+
+The server is a separate process with its own SQLite file, so this checks the real entry points
+(manage.py, config.asgi, static files for the admin) rather than the test client.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from signalwire.rest import RestClient
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    db = tmp_path_factory.mktemp("served") / "db.sqlite3"
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{db}",
+        "DJANGO_DEBUG": "true",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=env, cwd=ROOT, check=True)
+    seeded = subprocess.run(
+        [*manage, "seed_demo", "--json"], env=env, cwd=ROOT, check=True, capture_output=True
+    )
+    demo = json.loads(seeded.stdout)
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(base + "/", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("uvicorn did not start") from None
+                time.sleep(0.1)
+        yield base, port, demo
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_landing_page_and_admin_are_served(served):
+    base, _, demo = served
+    landing = httpx.get(base + "/")
+    assert landing.status_code == 200
+    assert demo["project_id"] in landing.text  # the curl examples name the demo project
+    login = httpx.get(base + "/admin/login/")
+    assert login.status_code == 200
+    css = httpx.get(base + "/static/admin/css/base.css")
+    assert css.status_code == 200 and "body" in css.text
+
+
+def test_signalwire_sdk_mints_from_the_served_app(served):
+    _, port, demo = served
+    client = RestClient(project=demo["project_id"], token=demo["api_key"], host=f"127.0.0.1:{port}")
+    result = client.chat.create_token(ttl=5, channels=["general"], member_id="e2e")
+    header = jwt.get_unverified_header(result["token"])
+    assert header["typ"] == "VRT" and header["alg"] == "HS512"
+    assert header["ch"] == f"ws://127.0.0.1:{port}/api/relay/ws"
+    claims = jwt.decode(result["token"], options={"verify_signature": False})
+    assert claims["sub"] == "e2e" and claims["iss"] == demo["project_id"]
+
+
+def test_admin_login_with_the_printed_credentials(served):
+    base, _, demo = served
+    with httpx.Client(base_url=base) as browser:
+        page = browser.get("/admin/login/")
+        csrf = browser.cookies["csrftoken"]
+        assert "csrfmiddlewaretoken" in page.text
+        response = browser.post(
+            "/admin/login/?next=/admin/",
+            data={
+                "username": demo["admin_username"],
+                "password": demo["admin_password"],
+                "csrfmiddlewaretoken": csrf,
+                "next": "/admin/",
+            },
+            headers={"Referer": base + "/admin/login/"},
+        )
+        assert response.status_code == 302 and response.headers["location"] == "/admin/"
+        assert "Issued tokens" in browser.get("/admin/").text
