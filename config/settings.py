@@ -176,6 +176,9 @@ ROOMKEY = {
     "MAX_BODY_BYTES": env.int("ROOMKEY_MAX_BODY_BYTES", default=1024 * 1024),
 }
 
+# Django refuses bodies over this before DRF's parsers see them (DRF reads request.body).
+DATA_UPLOAD_MAX_MEMORY_SIZE = ROOMKEY["MAX_BODY_BYTES"]
+
 # --- Production hardening (passes `manage.py check --deploy`) -------------------------------
 if env.bool("DJANGO_TRUST_X_FORWARDED_PROTO", default=False):
     # Only behind a proxy that sets this header itself: otherwise a client could claim https.

@@ -81,6 +81,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
     readonly_fields = ("prefix", "created_at", "revoked_at", "last_used_at")
     actions = ["revoke_keys"]
 
+    def has_delete_permission(self, request, obj=None):
+        # Keys are revoked, not deleted: the tokens they issued keep pointing at them.
+        return False
+
     @admin.display(description="status")
     def status(self, obj):
         if obj.revoked_at:
@@ -97,6 +101,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return super().save_model(request, obj, form, change)
         new = services.api_key_create(project=obj.project, name=obj.name, expires_at=obj.expires_at)
         obj.pk = new.row.pk
+        obj.refresh_from_db()
         _show_key_once(request, new.raw)
 
     @admin.action(description="Revoke selected API keys", permissions=["change"])
@@ -163,7 +168,8 @@ class IssuedTokenAdmin(admin.ModelAdmin):
     )
     list_filter = ("kind", TokenStatusFilter, "project")
     list_select_related = ("project", "api_key")
-    search_fields = ("=jti", "subject")
+    search_fields = ("subject",)
+    search_help_text = "Exact jti, or part of the subject."
     date_hierarchy = "issued_at"
     readonly_fields = (
         "jti",
@@ -187,6 +193,14 @@ class IssuedTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def get_search_results(self, request, queryset, search_term):
+        # An exact, case-sensitive jti match uses the primary-key index ("=jti" would not).
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term:
+            results |= queryset.filter(pk=term)
+        return results, may_have_duplicates
 
     def has_change_permission(self, request, obj=None):
         return False

@@ -21,7 +21,8 @@ class MalformedToken(Exception):
 
 
 def new_jti() -> str:
-    return secrets.token_urlsafe(16)
+    # Hex, not url-safe base64: a jti starting with "-" would read as an option on the CLI.
+    return secrets.token_hex(16)
 
 
 def new_kid() -> str:

@@ -5,8 +5,9 @@ RecursionError (deeply nested JSON) escape as a 500.
 """
 
 import json
+import math
 
-from django.core.exceptions import TooManyFieldsSent
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import QueryDict
 from rest_framework import exceptions, parsers
 
@@ -35,10 +36,10 @@ class BoundedJSONParser(parsers.JSONParser):
         encoding = (parser_context or {}).get("encoding") or "utf-8"
         try:
             text = body.decode(encoding)
-        except (UnicodeDecodeError, LookupError):
-            raise exceptions.ParseError("Request body is not valid UTF-8.") from None
+        except (UnicodeError, LookupError):
+            raise exceptions.ParseError(f"Request body is not valid {encoding}.") from None
         try:
-            return json.loads(text, parse_constant=_reject_constant)
+            return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
         except RecursionError:
             raise exceptions.ParseError("JSON is nested too deeply.") from None
         except ValueError as exc:
@@ -49,11 +50,29 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text):
+    # 1e400 parses to inf, which no JSON column (SQLite JSON_VALID, PostgreSQL jsonb) stores.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
 class BoundedFormParser(parsers.FormParser):
     def parse(self, stream, media_type=None, parser_context=None):
         body = _read_bounded(stream)
         encoding = (parser_context or {}).get("encoding") or "utf-8"
         try:
             return QueryDict(body, encoding=encoding)
-        except (TooManyFieldsSent, UnicodeDecodeError, LookupError) as exc:
+        except (TooManyFieldsSent, UnicodeError, LookupError) as exc:
             raise exceptions.ParseError(str(exc)) from None
+
+
+def as_api_exception(exc: Exception) -> Exception:
+    """Django's own request-body errors, raised when DRF reads `request.body` before any
+    parser runs, as the API exceptions every endpoint knows how to answer."""
+    if isinstance(exc, RequestDataTooBig):
+        return BodyTooLarge()
+    if isinstance(exc, TooManyFieldsSent | UnicodeError):
+        return exceptions.ParseError(str(exc))
+    return exc

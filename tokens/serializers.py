@@ -154,17 +154,22 @@ class StateField(serializers.Field):
         return data
 
     def _check(self, value, depth):
-        # NUL and lone surrogates are valid JSON but cannot be stored by PostgreSQL.
-        if depth > STATE_MAX_DEPTH:
-            self.fail("too_deep")
+        # `depth` counts the objects and arrays enclosing `value`, itself included when it is
+        # one; scalars add no level. NUL and lone surrogates are valid JSON but cannot be
+        # stored by PostgreSQL.
         if isinstance(value, str):
             if "\x00" in value or any(unicodedata.category(c) == "Cs" for c in value):
                 self.fail("characters")
-        elif isinstance(value, dict):
+            return
+        if not isinstance(value, dict | list):
+            return
+        if depth > STATE_MAX_DEPTH:
+            self.fail("too_deep")
+        if isinstance(value, dict):
             for key, item in value.items():
                 self._check(key, depth)
                 self._check(item, depth + 1)
-        elif isinstance(value, list):
+        else:
             for item in value:
                 self._check(item, depth + 1)
 

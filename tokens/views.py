@@ -6,16 +6,12 @@ from django.views.generic import TemplateView
 from rest_framework import exceptions, status
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from . import selectors, services
+from .api import RoomkeyAPIView, client_ip
 from .conf import roomkey_settings
-from .parsers import BoundedFormParser, BoundedJSONParser
+from .parsers import BoundedFormParser, BoundedJSONParser, as_api_exception
 from .serializers import ChatTokenRequestSerializer, TokenRequestSerializer
-
-
-def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
 
 
 class LandingView(TemplateView):
@@ -31,7 +27,7 @@ class LandingView(TemplateView):
 # --- RFC 7662 / RFC 7009 ------------------------------------------------------------------
 
 
-class _TokenEndpoint(APIView):
+class _TokenEndpoint(RoomkeyAPIView):
     parser_classes = [BoundedJSONParser, BoundedFormParser]
 
     def token_from(self, request) -> str:
@@ -104,7 +100,7 @@ _CODES = {
 }
 
 
-class ChatTokenView(APIView):
+class ChatTokenView(RoomkeyAPIView):
     """Seed 000. Errors in SignalWire's shapes: 401 `{"error": "Unauthorized"}`; everything
     else `{"errors": [{type, code, message, attribute, url}]}`, 422 for any bad request."""
 
@@ -135,6 +131,7 @@ class ChatTokenView(APIView):
 
     def handle_exception(self, exc):
         request = self.request
+        exc = as_api_exception(exc)
         if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
             response = Response({"error": "Unauthorized"}, status=401)
             response["WWW-Authenticate"] = 'Basic realm="roomkey"'

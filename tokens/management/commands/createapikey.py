@@ -24,7 +24,10 @@ class Command(BaseCommand):
         days = options["expires_in_days"]
         if days is not None and days < 1:
             raise CommandError("--expires-in-days must be at least 1.")
-        expires_at = timezone.now() + timedelta(days=days) if days else None
+        try:
+            expires_at = timezone.now() + timedelta(days=days) if days else None
+        except OverflowError:
+            raise CommandError("--expires-in-days is too large.") from None
         key = services.api_key_create(project=project, name=options["name"], expires_at=expires_at)
         if options["json"]:
             self.stdout.write(
