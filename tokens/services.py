@@ -471,9 +471,13 @@ def token_revoke_many(*, queryset, by: str = "", reason: str = "") -> int:
     """Revoke every not-yet-revoked token in `queryset`; returns how many this call revoked."""
     revoked = 0
     with transaction.atomic():
+        # One global lock order (by primary key), whatever order the caller's queryset has:
+        # two overlapping bulk revokes then queue instead of deadlocking. `of=("self",)`
+        # keeps joins the caller's filters add from locking projects or API keys.
         rows = list(
-            queryset.select_for_update()
+            queryset.select_for_update(of=("self",))
             .filter(revoked_at__isnull=True)
+            .order_by("pk")
             .values_list("jti", "project_id")
         )
         by_project: dict = {}
