@@ -94,12 +94,24 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE transactions take the write lock up front, so two writers queue instead of
     # one failing with "database is locked" when it upgrades a read lock.
+    # WAL lets readers run beside the writer, and synchronous=NORMAL is safe with WAL.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
-else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Under ASGI each request runs on a fresh thread with its own connection; persistent
+    # connections (CONN_MAX_AGE) then pile up past PostgreSQL's max_connections. A pool
+    # shared by the process bounds them and saves the connect on every request.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DJANGO_DB_POOL_MIN", default=2),
+        "max_size": env.int("DJANGO_DB_POOL_MAX", default=16),
+        "timeout": env.float("DJANGO_DB_POOL_TIMEOUT", default=10.0),
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

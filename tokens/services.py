@@ -63,8 +63,11 @@ def api_key_authenticate(*, raw: str, project_id: str | None = None) -> ApiKey |
     prefix = crypto.api_key_prefix(raw)
     if prefix is None:
         return None
-    key = ApiKey.objects.select_related("project").filter(prefix=prefix).first()
-    if key is None or not crypto.digests_match(key.digest, crypto.api_key_digest(raw)):
+    try:
+        key = ApiKey.objects.select_related("project").get(prefix=prefix)
+    except ApiKey.DoesNotExist:
+        return None
+    if not crypto.digests_match(key.digest, crypto.api_key_digest(raw)):
         return None
     if project_id is not None and str(key.project_id) != project_id:
         return None
