@@ -14,7 +14,7 @@ Environment: BENCH_REQUESTS (per endpoint, over all rounds; 1500), BENCH_ROUNDS 
 BENCH_CONCURRENCY (16), BENCH_WARMUP (per endpoint; 200), BENCH_BACKENDS
 ("sqlite,postgres"), BENCH_POSTGRES_URL (postgres://postgres@127.0.0.1:5432/roomkey_bench).
 The server inherits this environment apart from the variables the bench sets (see
-server_env), so e.g. `DJANGO_CONN_MAX_AGE=0 make bench` measures that setting.
+server_env), so e.g. `DJANGO_DB_POOL_MAX=32 make bench` measures that setting.
 
 Exit status: 0 when every request succeeded (whether or not the target was met, which is
 printed), 1 when any request failed, 2 when a server could not be set up.
@@ -445,8 +445,8 @@ def print_report(info: dict, runs: list[dict], skipped: dict, errors: list[str])
     print(
         "srv CPU = CPU time of the uvicorn process (all threads) per request; the database's "
         "own CPU is not included. CPU busy = share of all cores busy during the "
-        "measurement (anything on the machine). PostgreSQL CONN_MAX_AGE: "
-        f"{os.environ.get('DJANGO_CONN_MAX_AGE', '60 (settings default)')}."
+        "measurement (anything on the machine). PostgreSQL connection pool max_size: "
+        f"{os.environ.get('DJANGO_DB_POOL_MAX', '16 (settings default)')}."
     )
     print()
     header = (
