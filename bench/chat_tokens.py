@@ -10,7 +10,7 @@ trivial throughput; the target is a ratio of at least 0.8 on PostgreSQL.
     make bench                      # or: .venv/bin/python -m bench.chat_tokens
     BENCH_REQUESTS=3000 BENCH_CONCURRENCY=32 make bench
 
-Environment: BENCH_REQUESTS (per endpoint, over all rounds; 1500), BENCH_ROUNDS (2),
+Environment: BENCH_REQUESTS (per endpoint, over all rounds; 1800), BENCH_ROUNDS (6),
 BENCH_CONCURRENCY (16), BENCH_WARMUP (per endpoint; 200), BENCH_BACKENDS
 ("sqlite,postgres"), BENCH_POSTGRES_URL (postgres://postgres@127.0.0.1:5432/roomkey_bench).
 The server inherits this environment apart from the variables the bench sets (see
@@ -42,8 +42,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "last-chat_tokens.json"
 
-REQUESTS = int(os.environ.get("BENCH_REQUESTS", "1500"))
-ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "2")))
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", "1800"))
+ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "6")))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "200"))
 BACKENDS = [

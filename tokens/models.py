@@ -112,8 +112,12 @@ class IssuedToken(models.Model):
     """
 
     jti = models.CharField(max_length=64, primary_key=True, editable=False)
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="issued_tokens")
-    kind = models.CharField(max_length=32, db_index=True)
+    # Indexes are few on purpose: every issued token inserts into each of them. The
+    # (project, kind, subject) index serves project lookups too.
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="issued_tokens", db_index=False
+    )
+    kind = models.CharField(max_length=32)
     subject = models.CharField(max_length=256)
     resource = models.CharField(
         max_length=256, blank=True, default="", help_text="Room, call id or other resource named."
