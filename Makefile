@@ -29,7 +29,7 @@ migrate: install
 
 run: migrate
 	@$(BIN)/python manage.py seed_demo --base-url http://$(HOST):$(PORT)
-	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --ws websockets-sansio --lifespan off
+	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --ws websockets-sansio --lifespan off --no-proxy-headers
 
 test: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)

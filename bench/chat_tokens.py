@@ -326,6 +326,7 @@ def start_server(env: dict, port: int, log) -> subprocess.Popen:
         "warning",
         "--lifespan",
         "off",
+        "--no-proxy-headers",
     ]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 

@@ -12,12 +12,14 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from tokens.asgi import RequestBodyLimit  # noqa: E402
 
 http_app = django_asgi_app
 if settings.ROOMKEY_SERVE_STATIC:
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
     http_app = ASGIStaticFilesHandler(django_asgi_app)
+http_app = RequestBodyLimit(http_app)
 
 application = ProtocolTypeRouter(
     {

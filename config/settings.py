@@ -184,7 +184,8 @@ ROOMKEY = {
     "CLEAR_BATCH_SIZE": env.int("ROOMKEY_CLEAR_BATCH_SIZE", default=1000),
     # How long a process keeps a project's signing keys before reading them again.
     "SIGNING_KEY_CACHE_SECONDS": env.float("ROOMKEY_SIGNING_KEY_CACHE_SECONDS", default=5.0),
-    # Largest request body the API parsers read; bigger bodies are refused unread.
+    # Largest request body accepted: bigger ones are refused by tokens.asgi.RequestBodyLimit
+    # before Django reads them (and by the API parsers, under any other server).
     "MAX_BODY_BYTES": env.int("ROOMKEY_MAX_BODY_BYTES", default=1024 * 1024),
 }
 

@@ -1,5 +1,7 @@
 """What every Roomkey API view shares."""
 
+import ipaddress
+
 from rest_framework.views import APIView
 
 from .parsers import as_api_exception
@@ -14,4 +16,23 @@ class RoomkeyAPIView(APIView):
 
 
 def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    """The peer address as the ASGI server reports it, or None if it is not an IP address.
+
+    Forwarded headers are not read here: the ASGI server decides whom to trust with them
+    (uvicorn's --forwarded-allow-ips), and `make run` trusts no one.
+    """
+    try:
+        return str(ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")))
+    except ValueError:
+        return None
+
+
+def signalwire_error(*, code, message, attribute, docs_url, type_="validation_error") -> dict:
+    """One item of SignalWire's `{"errors": [...]}` list."""
+    return {
+        "type": type_,
+        "code": code,
+        "message": message,
+        "attribute": attribute,
+        "url": docs_url,
+    }

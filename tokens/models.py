@@ -58,10 +58,12 @@ class ApiKey(models.Model):
     def __str__(self):
         return f"{self.name or 'key'} (rk_{self.prefix}_…)"
 
-    @property
-    def is_usable(self):
-        now = timezone.now()
+    def is_usable_at(self, now) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    @property
+    def is_usable(self) -> bool:
+        return self.is_usable_at(timezone.now())
 
 
 class SigningKey(models.Model):

@@ -190,8 +190,30 @@ class ChatTokenRequestSerializer(serializers.Serializer):
     state = StateField(required=False)
 
 
+class TokenStringField(serializers.Field):
+    """Any non-blank string, surrounding whitespace trimmed. A token is judged by the verifier,
+    which answers "inactive" for every malformed one (NUL bytes, surrogates, megabytes of
+    text); the request itself is only refused when `token` is absent, blank or not a string."""
+
+    default_error_messages = {
+        "invalid": "Must be a string.",
+        "blank": "This field may not be blank.",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        data = data.strip()
+        if not data:
+            self.fail("blank")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
 class TokenRequestSerializer(serializers.Serializer):
     """RFC 7662 / RFC 7009 request: `token`, with an optional (ignored) `token_type_hint`."""
 
-    token = serializers.CharField(trim_whitespace=True, max_length=64 * 1024)
+    token = TokenStringField()
     token_type_hint = serializers.CharField(required=False, allow_blank=True, max_length=64)

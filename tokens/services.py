@@ -5,10 +5,11 @@ The admin, the API views and the management commands all call these functions.
 
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from . import crypto, kinds
@@ -63,19 +64,22 @@ def api_key_authenticate(*, raw: str, project_id: str | None = None) -> ApiKey |
     prefix = crypto.api_key_prefix(raw)
     if prefix is None:
         return None
-    try:
-        key = ApiKey.objects.select_related("project").get(prefix=prefix)
-    except ApiKey.DoesNotExist:
-        return None
-    if not crypto.digests_match(key.digest, crypto.api_key_digest(raw)):
+    key = ApiKey.objects.select_related("project").filter(prefix=prefix).order_by().first()
+    # The digest is compared even when no row matched, so an unknown prefix takes as long
+    # as a wrong key.
+    stored = key.digest if key is not None else _NO_DIGEST
+    if not crypto.digests_match(stored, crypto.api_key_digest(raw)) or key is None:
         return None
     if project_id is not None and str(key.project_id) != project_id:
         return None
     now = timezone.now()
-    if not key.is_usable:
+    if not key.is_usable_at(now):
         return None
     _api_key_touch(key, now)
     return key
+
+
+_NO_DIGEST = "0" * 64
 
 
 def _api_key_touch(key: ApiKey, now: datetime) -> None:
@@ -153,7 +157,8 @@ def _signer_for(project: Project) -> SigningKey:
             .first()
         )
         if key is None:
-            key = signing_key_create(project=project)
+            # Not cached: the caller's transaction may yet roll this key back.
+            return signing_key_create(project=project)
         _cache_put(_signer_by_project, pid, key)
     return key
 
@@ -167,35 +172,6 @@ def _key_by_kid(kid: str) -> SigningKey | None:
 
 
 # --- Issuing ------------------------------------------------------------------------------
-
-_insert_sql: dict[str, str] = {}
-
-
-def _insert_issued(**values) -> IssuedToken:
-    """INSERT one registry row with a statement built once per database.
-
-    Issuance is the hot path and every token writes one row: Model.save()'s signals and
-    per-call SQL compilation cost more than the rest of the issuing work. Each field still
-    prepares its own value (JSON, datetimes, IP) exactly as save() would.
-    """
-    row = IssuedToken(**values)
-    fields = IssuedToken._meta.concrete_fields
-    sql = _insert_sql.get(connection.vendor)
-    if sql is None:
-        quote = connection.ops.quote_name
-        # Only the model's own table and column names are interpolated; values are parameters.
-        sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
-            quote(IssuedToken._meta.db_table),
-            ", ".join(quote(f.column) for f in fields),
-            ", ".join(["%s"] * len(fields)),
-        )
-        _insert_sql[connection.vendor] = sql
-    params = [f.get_db_prep_save(f.pre_save(row, add=True), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-    row._state.adding = False
-    row._state.db = connection.alias
-    return row
 
 
 @dataclass(frozen=True)
@@ -231,7 +207,7 @@ def token_issue(
     exp = iat + int(ttl.total_seconds())
     jti = crypto.new_jti()
     key = _signer_for(project)
-    row = _insert_issued(
+    row = IssuedToken.objects.create(
         jti=jti,
         project=project,
         kind=kind,
@@ -271,7 +247,7 @@ def record_issued(
     client_ip: str | None = None,
 ) -> IssuedToken:
     """Registry row for a token of a kind minted outside `token_issue` (LiveKit, tool)."""
-    return _insert_issued(
+    return IssuedToken.objects.create(
         jti=decoded.jti,
         project=project,
         kind=decoded.kind,
@@ -551,18 +527,19 @@ def chat_token_issue(
     project: Project,
     ttl_minutes: int,
     channels: dict[str, dict],
-    member_id: str,
+    member_id: str | None,
     state: dict,
     relay_url: str,
     api_key: ApiKey | None = None,
     client_ip: str | None = None,
 ) -> Issued:
-    """A SignalWire-compatible chat token. The channels and state stay on the registry row,
-    so the token stays small (under 1 KB at 500 channels)."""
+    """A SignalWire-compatible chat token for `member_id` (a random UUID when None). The
+    channels and state stay on the registry row, so the token stays small (under 1 KB at 500
+    channels)."""
     return token_issue(
         project=project,
         kind=kinds.CHAT.name,
-        subject=member_id,
+        subject=member_id or str(uuid.uuid4()),
         ttl=timedelta(minutes=ttl_minutes),
         grants={"channels": channels, "state": state},
         api_key=api_key,

@@ -1,14 +1,12 @@
 """HTTP wiring: authenticate, validate, call a service, shape the answer."""
 
-import uuid
-
 from django.views.generic import TemplateView
 from rest_framework import exceptions, status
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.response import Response
 
 from . import selectors, services
-from .api import RoomkeyAPIView, client_ip
+from .api import RoomkeyAPIView, client_ip, signalwire_error
 from .conf import roomkey_settings
 from .parsers import BoundedFormParser, BoundedJSONParser, as_api_exception
 from .serializers import ChatTokenRequestSerializer, TokenRequestSerializer
@@ -65,13 +63,13 @@ ERROR_DOCS = "/#errors"
 
 
 def _signalwire_error(request, *, code, message, attribute, type_="validation_error"):
-    return {
-        "type": type_,
-        "code": code,
-        "message": message,
-        "attribute": attribute,
-        "url": request.build_absolute_uri(ERROR_DOCS),
-    }
+    return signalwire_error(
+        code=code,
+        message=message,
+        attribute=attribute,
+        docs_url=request.build_absolute_uri(ERROR_DOCS),
+        type_=type_,
+    )
 
 
 def _flatten(detail, attribute=None):
@@ -115,7 +113,7 @@ class ChatTokenView(RoomkeyAPIView):
             api_key=request.auth,
             ttl_minutes=data["ttl"],
             channels=data["channels"],
-            member_id=data.get("member_id") or str(uuid.uuid4()),
+            member_id=data.get("member_id"),
             state=data.get("state", {}),
             relay_url=self.relay_url(request),
             client_ip=client_ip(request),
@@ -131,7 +129,7 @@ class ChatTokenView(RoomkeyAPIView):
 
     def handle_exception(self, exc):
         request = self.request
-        exc = as_api_exception(exc)
+        exc = as_api_exception(exc)  # before the isinstance checks below
         if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
             response = Response({"error": "Unauthorized"}, status=401)
             response["WWW-Authenticate"] = 'Basic realm="roomkey"'

@@ -54,6 +54,7 @@ def served(tmp_path_factory):
             str(port),
             "--lifespan",
             "off",
+            "--no-proxy-headers",
             "--log-level",
             "warning",
         ],
@@ -117,3 +118,51 @@ def test_admin_login_with_the_printed_credentials(served):
         )
         assert response.status_code == 302 and response.headers["location"] == "/admin/"
         assert "Issued tokens" in browser.get("/admin/").text
+
+
+def test_oversize_body_is_refused_before_it_is_read(served):
+    # Declared too large: refused from the headers alone, unauthenticated, in seed 000's format.
+    base, _, _ = served
+    big = b"x" * (1024 * 1024 + 1)
+    response = httpx.post(
+        base + "/api/chat/tokens", content=big, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["code"] == "body_too_large" and error["attribute"] is None
+    other = httpx.post(base + "/api/v1/tokens/introspect", content=big)
+    assert other.status_code == 413 and "detail" in other.json()
+
+
+def _chunks(data: bytes, size: int = 1000):
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def test_chunked_bodies_are_read_and_bounded(served):
+    base, _, demo = served
+    auth = {"Authorization": f"Bearer {demo['api_key']}", "Content-Type": "application/json"}
+    body = json.dumps({"ttl": 5, "channels": ["general"], "member_id": "chunked"}).encode()
+    ok = httpx.post(base + "/api/chat/tokens", content=_chunks(body), headers=auth)
+    assert ok.status_code == 200, ok.text
+    assert jwt.decode(ok.json()["token"], options={"verify_signature": False})["sub"] == "chunked"
+    huge = b"[" * (1024 * 1024 + 1)
+    refused = httpx.post(base + "/api/chat/tokens", content=_chunks(huge, 64 * 1024), headers=auth)
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["code"] == "body_too_large"
+
+
+def test_forwarded_headers_are_not_trusted(served):
+    # `make run` trusts no proxy: a client cannot choose its recorded address or the ws scheme.
+    _, port, demo = served
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/api/chat/tokens",
+        json={"ttl": 5, "channels": ["general"]},
+        headers={
+            "Authorization": f"Bearer {demo['api_key']}",
+            "X-Forwarded-For": "not-an-ip",
+            "X-Forwarded-Proto": "https",
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert jwt.get_unverified_header(response.json()["token"])["ch"].startswith("ws://")

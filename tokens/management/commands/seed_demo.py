@@ -32,7 +32,9 @@ class Command(BaseCommand):
             )
         with transaction.atomic():
             project, _ = Project.objects.get_or_create(name=DEMO_PROJECT_NAME)
-            if not SigningKey.objects.filter(project=project, active=True).exists():
+            if not SigningKey.objects.filter(
+                project=project, active=True, retired_at__isnull=True
+            ).exists():
                 services.signing_key_create(project=project)
             api_key = services.api_key_create(project=project, name="demo")
             password = crypto.new_password()
