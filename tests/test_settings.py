@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import mint_chat
 from tokens import services
 from tokens.conf import DEFAULTS, roomkey_settings
 
@@ -123,14 +124,7 @@ def test_an_unknown_roomkey_setting_is_an_error():
 
 
 def test_services_use_the_current_value(settings, project):
-    issued = services.chat_token_issue(
-        project=project,
-        ttl_minutes=5,
-        channels={"general": {"read": True, "write": True}},
-        member_id="alice",
-        state={},
-        relay_url="wss://relay.example.com/ws",
-    )
+    issued = mint_chat(project, member_id="alice")
     assert services.token_verify(issued.token).valid
     settings.ROOMKEY = {**settings.ROOMKEY, "MAX_TOKEN_BYTES": len(issued.token) - 1}
     assert services.token_verify(issued.token).reason == "oversize"

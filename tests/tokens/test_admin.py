@@ -13,6 +13,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
+from tests.helpers import mint_chat
 from tokens import crypto, services
 from tokens.kinds import Decoded
 from tokens.models import ApiKey, IssuedToken, Project, SigningKey
@@ -28,15 +29,7 @@ def url(name, *args):
     return reverse(f"admin:tokens_{name}", args=[quote(a) for a in args])
 
 
-def chat_token(project, *, member_id="member-1", channels=None, state=None):
-    return services.chat_token_issue(
-        project=project,
-        ttl_minutes=60,
-        channels=channels or {"general": {"read": True, "write": True}},
-        member_id=member_id,
-        state=state or {},
-        relay_url="wss://relay.example.com/api/relay/ws",
-    )
+chat_token = mint_chat
 
 
 def tool_row(project, *, subject="call-1"):
@@ -256,15 +249,7 @@ def test_editing_an_api_key_keeps_its_secret(admin_client, project, api_key):
 def test_api_keys_are_revoked_not_deleted(admin_client, project, api_key):
     # A key's row is the audit trail of the tokens it issued (IssuedToken.api_key).
     key = ApiKey.objects.get(project=project)
-    issued = services.chat_token_issue(
-        project=project,
-        ttl_minutes=5,
-        channels={"general": {"read": True, "write": True}},
-        member_id="alice",
-        state={},
-        relay_url="wss://relay.example.com/ws",
-        api_key=key,
-    )
+    issued = mint_chat(project, member_id="alice", api_key=key)
     assert admin_client.post(url("apikey_delete", key.pk), {"post": "yes"}).status_code == 403
     admin_client.post(
         url("apikey_changelist"),

@@ -10,6 +10,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from tests.helpers import mint_chat
 from tokens import crypto, services
 from tokens.kinds import Decoded
 from tokens.models import ApiKey, IssuedToken, Project, SigningKey
@@ -31,14 +32,7 @@ def run_json(*args) -> dict:
 
 
 def chat_token(project, member_id):
-    return services.chat_token_issue(
-        project=project,
-        ttl_minutes=60,
-        channels={"general": {"read": True, "write": True}},
-        member_id=member_id,
-        state={},
-        relay_url="wss://relay.example.com/api/relay/ws",
-    )
+    return mint_chat(project, member_id=member_id)
 
 
 def tool_row(project, subject, jti=None):

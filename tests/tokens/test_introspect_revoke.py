@@ -11,8 +11,9 @@ from urllib.parse import urlencode
 import pytest
 from rest_framework.test import APIClient
 
-from tokens import crypto, services
-from tokens.models import IssuedToken, SigningKey
+from tests.helpers import forge_chat_jwt
+from tokens import services
+from tokens.models import IssuedToken
 from tokens.signals import tokens_revoked
 
 INTROSPECT = "/api/v1/tokens/introspect"
@@ -131,14 +132,7 @@ def test_introspect_malformed_is_exactly_inactive(api, introspect, bad):
 
 
 def test_introspect_unknown_jti_is_exactly_inactive(api, project, introspect):
-    key = SigningKey.objects.get(project=project)
-    now = int(time.time())
-    forged = crypto.jwt_encode(
-        {"iss": str(project.pk), "sub": "alice", "jti": "nope", "iat": now, "exp": now + 60},
-        secret=bytes(key.secret),
-        alg="HS512",
-        headers={"typ": "VRT", "kid": key.kid},
-    )
+    forged = forge_chat_jwt(project)
     assert services.token_verify(forged).reason == "unknown"
     assert introspect(api, forged).json() == INACTIVE
 
@@ -223,14 +217,7 @@ def test_revoke_garbage_is_200(
 
 
 def test_revoke_unknown_jti_is_200(api, project, revoke):
-    key = SigningKey.objects.get(project=project)
-    now = int(time.time())
-    forged = crypto.jwt_encode(
-        {"iss": str(project.pk), "sub": "alice", "jti": "nope", "iat": now, "exp": now + 60},
-        secret=bytes(key.secret),
-        alg="HS512",
-        headers={"typ": "VRT", "kid": key.kid},
-    )
+    forged = forge_chat_jwt(project)
     assert revoke(api, forged).status_code == 200
     assert not IssuedToken.objects.filter(pk="nope").exists()
 
