@@ -113,7 +113,7 @@ class IssuedToken(models.Model):
     expire.
     """
 
-    jti = models.CharField(max_length=64, primary_key=True, editable=False)
+    jti = models.CharField("JTI", max_length=64, primary_key=True, editable=False)
     # Indexes are few on purpose: every issued token inserts into each of them. The
     # (project, kind, subject) index serves project lookups too.
     project = models.ForeignKey(
@@ -128,10 +128,15 @@ class IssuedToken(models.Model):
     issued_at = models.DateTimeField()
     expires_at = models.DateTimeField(db_index=True)
     api_key = models.ForeignKey(
-        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="issued_tokens"
+        ApiKey,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="issued_tokens",
+        verbose_name="issuing API key",
     )
-    signing_kid = models.CharField(max_length=64, blank=True, default="")
-    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    signing_kid = models.CharField("signing key id", max_length=64, blank=True, default="")
+    client_ip = models.GenericIPAddressField("client IP", null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_by = models.CharField(max_length=200, blank=True, default="")
     revoke_reason = models.CharField(max_length=500, blank=True, default="")
