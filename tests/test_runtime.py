@@ -47,3 +47,13 @@ def test_channel_layer_group_round_trip():
         return message
 
     assert async_to_sync(round_trip)() == {"type": "ping", "n": 7}
+
+
+def test_every_model_change_has_its_migration(db):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)
+    assert "No changes detected" in out.getvalue()
