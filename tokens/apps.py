@@ -8,3 +8,6 @@ class TokensConfig(AppConfig):
 
     def ready(self):
         from . import conf  # noqa: F401  (connects the setting_changed reloader)
+        from .live import connect_signals
+
+        connect_signals()

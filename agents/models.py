@@ -1,0 +1,152 @@
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from tokens.models import Project
+
+
+class Agent(models.Model):
+    """A voice agent of a project: a LiveKit dispatch name and a history of versions.
+
+    The agent's `active_version` is what a session token uses when the caller names no version;
+    it must be a published version of this agent.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="agents")
+    name = models.CharField(max_length=200)
+    dispatch_name = models.CharField(
+        "LiveKit dispatch name", max_length=256, help_text="The agent worker's agent_name."
+    )
+    active_version = models.ForeignKey(
+        "AgentVersion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="agent_name_unique_in_project")
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class AgentVersion(models.Model):
+    """One numbered version of an agent's prompt, first message and config.
+
+    A draft can be edited; once published it is immutable, so a session that named it always
+    ran the same prompt.
+    """
+
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    STATUS_CHOICES = [(DRAFT, "Draft"), (PUBLISHED, "Published")]
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    prompt = models.TextField(blank=True)
+    first_message = models.TextField(blank=True)
+    config = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=DRAFT)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    published_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["agent", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "number"], name="agent_version_number_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.agent} v{self.number} ({self.status})"
+
+    @property
+    def is_published(self) -> bool:
+        return self.status == self.PUBLISHED
+
+
+class Assistant(models.Model):
+    """A web-call assistant: prompt and first-message templates with `{{placeholder}}` slots,
+    filled from the caller's metadata when a web call starts."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assistants")
+    name = models.CharField(max_length=200)
+    prompt_template = models.TextField(blank=True)
+    first_message_template = models.TextField(blank=True)
+    dispatch_name = models.CharField("LiveKit dispatch name", max_length=256)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Room(models.Model):
+    """A LiveKit room Roomkey created for a WebRTC session or a web call.
+
+    Ending a room revokes every token issued for it.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=256, unique=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rooms")
+    agent = models.ForeignKey(Agent, on_delete=models.SET_NULL, null=True, blank=True)
+    version = models.ForeignKey(AgentVersion, on_delete=models.SET_NULL, null=True, blank=True)
+    assistant = models.ForeignKey(Assistant, on_delete=models.SET_NULL, null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    ended_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["project", "-created_at"], name="room_project_recent")]
+
+    def __str__(self):
+        return self.name
+
+
+class VoiceSession(models.Model):
+    """A websocket-transport voice session: made when its token is issued, connected when the
+    token's socket opens, ended when the socket closes, the token is revoked or it expires.
+
+    `jti` names the session's token in the IssuedToken registry; the token itself is never kept.
+    """
+
+    ISSUED = "issued"
+    CONNECTED = "connected"
+    ENDED = "ended"
+    STATUS_CHOICES = [(ISSUED, "Issued"), (CONNECTED, "Connected"), (ENDED, "Ended")]
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="voice_sessions")
+    jti = models.CharField("token JTI", max_length=64, unique=True)
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="voice_sessions")
+    version = models.ForeignKey(AgentVersion, on_delete=models.PROTECT, related_name="+")
+    prompt_override = models.TextField(blank=True)
+    first_message_override = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=ISSUED)
+    end_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    connected_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["project", "-created_at"], name="voicesession_project_recent")
+        ]
+
+    def __str__(self):
+        return f"{self.agent} session {self.id}"
