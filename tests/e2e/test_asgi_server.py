@@ -5,77 +5,22 @@ The server is a separate process with its own SQLite file, so this checks the re
 """
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import jwt
 import pytest
 from signalwire.rest import RestClient
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.servers import prepare_database, server_env, uvicorn
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     db = tmp_path_factory.mktemp("served") / "db.sqlite3"
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{db}",
-        "DJANGO_DEBUG": "true",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=env, cwd=ROOT, check=True)
-    seeded = subprocess.run(
-        [*manage, "seed_demo", "--json"], env=env, cwd=ROOT, check=True, capture_output=True
-    )
-    demo = json.loads(seeded.stdout)
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "config.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--no-proxy-headers",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(base + "/", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("uvicorn did not start") from None
-                time.sleep(0.1)
+    env = server_env(f"sqlite:///{db}")
+    demo = prepare_database(env)
+    with uvicorn(env) as (base, port):
         yield base, port, demo
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_landing_page_and_admin_are_served(served):

@@ -1,0 +1,84 @@
+"""Real servers for end-to-end tests: uvicorn subprocesses on the project's ASGI app, as
+`make run` serves it. Shared by the e2e, WebSocket and interop tests."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+MANAGE = [sys.executable, str(ROOT / "manage.py")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env(database_url: str, **extra) -> dict:
+    """The environment of a served process: the given database, DEBUG on (dev defaults)."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DJANGO_DEBUG": "true",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        **extra,
+    }
+
+
+def prepare_database(env: dict) -> dict:
+    """Migrate the served database and load the demo data; returns `seed_demo --json`."""
+    subprocess.run([*MANAGE, "migrate", "--noinput", "-v0"], env=env, cwd=ROOT, check=True)
+    seeded = subprocess.run(
+        [*MANAGE, "seed_demo", "--json"], env=env, cwd=ROOT, check=True, capture_output=True
+    )
+    return json.loads(seeded.stdout)
+
+
+@contextmanager
+def uvicorn(env: dict, *, port: int | None = None):
+    """Run `uvicorn config.asgi:application` with `env`; yields (base_url, port)."""
+    port = port or free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ws",
+            "websockets-sansio",
+            "--lifespan",
+            "off",
+            "--no-proxy-headers",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(base + "/", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("uvicorn did not start") from None
+                time.sleep(0.1)
+        yield base, port
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
