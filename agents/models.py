@@ -150,3 +150,91 @@ class VoiceSession(models.Model):
 
     def __str__(self):
         return f"{self.agent} session {self.id}"
+
+
+# --- Call sessions and tool tokens (issue 5, seed 001) ------------------------------------
+
+
+class CallSession(models.Model):
+    """One call, as signalwire-sdk's SessionManager names it: a `call_id` with its metadata and
+    the tool tokens issued for it.
+
+    Made by `create_session` (or POST /api/v1/sessions); its tool tokens validate only while it
+    is open. It ends when ended through the API, the admin or the facade, or when `cleanup`
+    finds it past `expires_at`; ending revokes its tokens. Ended sessions are deleted, with the
+    registry rows of their tokens, by `cleanup` once CALL_SESSION_RETENTION has passed.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="call_sessions")
+    call_id = models.CharField("call id", max_length=256)
+    agent = models.ForeignKey(
+        Agent, on_delete=models.SET_NULL, null=True, blank=True, related_name="call_sessions"
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
+    end_reason = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "call_id"], name="call_session_id_unique_in_project"
+            )
+        ]
+
+    def __str__(self):
+        return self.call_id
+
+    def status(self, now=None) -> str:
+        if self.ended_at is not None:
+            return "ended"
+        if self.expires_at <= (now or timezone.now()):
+            return "expired"
+        return "open"
+
+
+class ToolSecret(models.Model):
+    """A project's tool-token secret: the `secret_key` its signalwire-sdk agents share with
+    Roomkey. One row per project, made on first use.
+
+    Rotating moves `secret` to `previous_secret`, which keeps validating until `rotated_at` +
+    TOOL_SECRET_GRACE; a second rotation within that window drops the oldest at once. The
+    secrets sign tokens, so they are stored; they are never shown in the admin.
+    """
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="tool_secret")
+    secret = models.CharField(max_length=128, editable=False)
+    previous_secret = models.CharField(max_length=128, blank=True, default="", editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    def __str__(self):
+        return f"tool secret of {self.project}"
+
+
+class ToolToken(models.Model):
+    """What Roomkey keeps about a tool token it issued beyond its IssuedToken row: the session
+    it belongs to and, when `max_uses` is set, how often it has been validated.
+
+    Lives and dies with its registry row (and with its session).
+    """
+
+    issued = models.OneToOneField(
+        "tokens.IssuedToken",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="tool_token",
+        verbose_name="issued token",
+    )
+    session = models.ForeignKey(CallSession, on_delete=models.CASCADE, related_name="tool_tokens")
+    function = models.CharField(max_length=64)
+    max_uses = models.PositiveIntegerField(null=True, blank=True)
+    uses = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-issued__issued_at"]
+
+    def __str__(self):
+        return f"{self.function} @ {self.session_id}"

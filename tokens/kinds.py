@@ -33,6 +33,9 @@ class TokenKind:
     # tokens.services.InvalidToken. `sniff` says cheaply whether a string may be one.
     decoder: Callable[[str], Decoded] | None = None
     sniff: Callable[[str], bool] | None = None
+    # Optional, for debugging only (`manage.py debugtoken`): raw -> the fields a token of this
+    # kind carries, read without checking anything. JWT kinds need none (their payload is read).
+    peek: Callable[[str], dict] | None = None
 
 
 _registry: dict[str, TokenKind] = {}

@@ -8,6 +8,7 @@ from django.db import transaction
 from tokens import crypto, services
 from tokens.models import Project, SigningKey
 from tokens.selectors import DEMO_PROJECT_NAME
+from tokens.signals import demo_seeded
 
 ADMIN_USERNAME = "admin"
 
@@ -42,16 +43,21 @@ class Command(BaseCommand):
             user.is_staff = user.is_superuser = True
             user.set_password(password)
             user.save()
+            extra = {}
+            for _receiver, response in demo_seeded.send(sender=self.__class__, project=project):
+                extra.update(response or {})
         result = {
             "project_id": str(project.pk),
             "api_key": api_key.raw,
             "admin_username": ADMIN_USERNAME,
             "admin_password": password,
+            **extra,
         }
         if options["json"]:
             self.stdout.write(json.dumps(result))
             return
         base = options["base_url"].rstrip("/")
+        extra_lines = "".join(f"  {name:<14} {value}\n" for name, value in extra.items())
         body = '{"ttl": 60, "channels": {"general": {"read": true, "write": true}}}'
         self.stdout.write(self.style.SUCCESS("Roomkey demo data is ready."))
         self.stdout.write(
@@ -60,7 +66,7 @@ class Command(BaseCommand):
   Admin          {base}/admin/   user {ADMIN_USERNAME}   password {password}
   Project id     {project.pk}
   API key        {api_key.raw}   (a new one on every run; shown once)
-
+{extra_lines}
   Mint a chat token:
     curl -u '{project.pk}:{api_key.raw}' -H 'Content-Type: application/json' \\
       -d '{body}' {base}/api/chat/tokens

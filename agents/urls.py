@@ -1,0 +1,44 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    # --- Call sessions and tool tokens (issue 5) ---
+    path("api/v1/sessions", views.CallSessionListView.as_view(), name="call-sessions"),
+    path(
+        "api/v1/sessions/<str:call_id>",
+        views.CallSessionDetailView.as_view(),
+        name="call-session",
+    ),
+    path(
+        "api/v1/sessions/<str:call_id>/end",
+        views.CallSessionEndView.as_view(),
+        name="call-session-end",
+    ),
+    path(
+        "api/v1/sessions/<str:call_id>/metadata",
+        views.MetadataView.as_view(),
+        name="call-session-metadata",
+    ),
+    path(
+        "api/v1/sessions/<str:call_id>/metadata/<str:key>",
+        views.MetadataKeyView.as_view(),
+        name="call-session-metadata-key",
+    ),
+    path(
+        "api/v1/sessions/<str:call_id>/tool-tokens",
+        views.ToolTokenIssueView.as_view(),
+        name="tool-tokens",
+    ),
+    path(
+        "api/v1/tool-tokens/validate",
+        views.ToolTokenValidateView.as_view(),
+        name="tool-token-validate",
+    ),
+    path("api/v1/tool-tokens/debug", views.ToolTokenDebugView.as_view(), name="tool-token-debug"),
+    path(
+        "api/v1/tool-secret/rotate",
+        views.ToolSecretRotateView.as_view(),
+        name="tool-secret-rotate",
+    ),
+]
