@@ -464,13 +464,12 @@ def _limited(jti: str, max_uses: int, consume: bool) -> ToolCheck:
         return ToolCheck(True, None, jti, True)
     with transaction.atomic():
         # The WHERE makes concurrent validations race for the last use inside the database:
-        # exactly max_uses of them update a row, whatever their interleaving.
-        counted = ToolToken.objects.filter(
-            pk=jti, uses__lt=max_uses, issued__revoked_at__isnull=True
-        ).update(uses=F("uses") + 1)
+        # exactly max_uses of them update the row, whatever their interleaving. It names only
+        # the row's own columns: a join would become `pk IN (subquery)`, which PostgreSQL
+        # does not re-check against the row a concurrent validation has just updated.
+        counted = ToolToken.objects.filter(pk=jti, uses__lt=max_uses).update(uses=F("uses") + 1)
         if not counted:
-            revoked = IssuedToken.objects.filter(pk=jti, revoked_at__isnull=False).exists()
-            return ToolCheck(False, "revoked" if revoked else "used_up", jti, True)
+            return ToolCheck(False, "used_up", jti, True)
         if ToolToken.objects.filter(pk=jti, uses__gte=max_uses).exists():
             # Spent: revoked in the registry too, so introspection and the admin say so.
             token_revoke_many(
