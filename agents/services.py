@@ -8,6 +8,7 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -394,12 +395,11 @@ def tool_token_issue(
     return IssuedToolToken(token=token, row=tool)
 
 
-@dataclass(frozen=True)
-class ToolCheck:
+class ToolCheck(NamedTuple):
     valid: bool
     reason: str | None = None
     jti: str | None = None
-    registered: bool = False
+    registered: bool = False  # the token is one Roomkey issued (in the registry)
 
 
 _MALFORMED = ToolCheck(False, "malformed")
@@ -423,24 +423,25 @@ def tool_token_validate(
     except crypto.MalformedToken:
         return _MALFORMED
     now = time.time() if now is None else now
-    jti = crypto.tool_token_jti(parts)
-    if not tooltokens.signed_for(parts, project.pk, now):
-        return ToolCheck(False, "bad_signature", jti)
+    ctx = tooltokens.context(project.pk, parts, now)
+    if ctx is None:
+        return ToolCheck(False, "bad_signature")
+    jti = ctx.jti
     if parts.function != function:
         return ToolCheck(False, "wrong_function", jti)
     if parts.call_id != call_id:
         return ToolCheck(False, "wrong_call", jti)
     if parts.expiry <= now:
         return ToolCheck(False, "expired", jti)
-    session = tooltokens.session_state(project.pk, parts.call_id)
+    session = ctx.session
     if session is None:
         return ToolCheck(False, "unknown_session", jti)
     if session.ended or session.expires_at <= now:
         return ToolCheck(False, "session_ended", jti)
-    state = tooltokens.token_state(jti)
+    state = ctx.token
     if state is None:
         return ToolCheck(True, None, jti)  # minted by the SDK with the project's secret
-    if state.project_id != str(project.pk):
+    if state.project_id != project.pk:
         return ToolCheck(False, "bad_signature", jti)
     if state.max_uses is None:
         if state.revoked:

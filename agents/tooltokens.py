@@ -15,6 +15,7 @@ of tokens with `max_uses` are never cached: each validation is one conditional U
 
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 
 from tokens import crypto, kinds
@@ -30,6 +31,11 @@ _CACHE_MAX = 8192
 _secrets: dict = {}  # project id (str) -> (monotonic, ((key bytes, valid until epoch|None), …))
 _sessions: dict = {}  # (project id, call id) -> (monotonic, SessionState | None)
 _tokens: dict = {}  # jti -> (monotonic, TokenState | None)
+# (project pk, decoded token) -> (generation, monotonic, Context): everything validation reads,
+# for tokens whose signature checked out. Any local `forget` bumps the generation, which
+# drops every entry at once (they are cheap to read again).
+_contexts: dict = {}
+_generation = 0
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,7 @@ class SessionState:
 
 @dataclass(frozen=True)
 class TokenState:
-    project_id: str
+    project_id: uuid.UUID
     max_uses: int | None
     revoked: bool
 
@@ -63,7 +69,9 @@ def _put(cache: dict, key, value) -> None:
 
 
 def forget(*, project_id=None, call_id=None, jtis=()) -> None:
+    global _generation
     with _lock:
+        _generation += 1
         if project_id is not None:
             if call_id is None:
                 _secrets.pop(str(project_id), None)
@@ -74,7 +82,10 @@ def forget(*, project_id=None, call_id=None, jtis=()) -> None:
 
 
 def forget_all() -> None:
+    global _generation
     with _lock:
+        _generation += 1
+        _contexts.clear()
         _secrets.clear()
         _sessions.clear()
         _tokens.clear()
@@ -114,10 +125,47 @@ def secret_keys(project_id) -> tuple:
 
 
 def signed_for(parts: crypto.ToolTokenParts, project_id, now: float) -> bool:
-    return any(
-        (until is None or now < until) and crypto.tool_token_signed_with(parts, key)
-        for key, until in secret_keys(project_id)
-    )
+    return _signed_until(parts, project_id, now) is not False
+
+
+def _signed_until(parts: crypto.ToolTokenParts, project_id, now: float) -> float | bool | None:
+    """None: signed with the current secret; a time: with the previous one, good until then;
+    False: with neither."""
+    for key, until in secret_keys(project_id):
+        if (until is None or now < until) and crypto.tool_token_signed_with(parts, key):
+            return until
+    return False
+
+
+@dataclass(frozen=True)
+class Context:
+    jti: str
+    signed_until: float | None
+    session: SessionState | None
+    token: TokenState | None
+
+
+def context(project_id, parts: crypto.ToolTokenParts, now: float) -> Context | None:
+    """What validation needs to know about a token of `project_id` beyond its own fields, or
+    None if it is not signed with a secret of that project usable at `now`."""
+    ttl = roomkey_settings.TOOL_STATE_CACHE_SECONDS
+    key = (project_id, parts.text)
+    hit = _contexts.get(key)
+    if hit is not None and hit[0] == _generation and time.monotonic() - hit[1] < ttl:
+        ctx = hit[2]
+        return ctx if ctx.signed_until is None or now < ctx.signed_until else None
+    generation = _generation  # read first: a forget during the reads below makes this stale
+    signed_until = _signed_until(parts, project_id, now)
+    if signed_until is False:
+        return None  # not cached: garbage must not fill the cache
+    jti = crypto.tool_token_jti(parts)
+    ctx = Context(jti, signed_until, session_state(project_id, parts.call_id), token_state(jti))
+    if ttl > 0:
+        with _lock:
+            if len(_contexts) >= _CACHE_MAX:
+                _contexts.clear()
+            _contexts[key] = (generation, time.monotonic(), ctx)
+    return ctx
 
 
 def session_state(project_id, call_id: str) -> SessionState | None:
@@ -147,7 +195,7 @@ def token_state(jti: str) -> TokenState | None:
         .values_list("project_id", "tool_token__max_uses", "revoked_at")
         .first()
     )
-    state = None if row is None else TokenState(str(row[0]), row[1], row[2] is not None)
+    state = None if row is None else TokenState(row[0], row[1], row[2] is not None)
     _put(_tokens, jti, state)
     return state
 

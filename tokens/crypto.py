@@ -11,8 +11,8 @@ import json
 import re
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import jwt
 
@@ -153,15 +153,13 @@ def jwt_decode(raw: str, *, secret: bytes, alg: str) -> dict:
 
 TOOL_SECRET_BYTES = 32  # hex-encoded, as the SDK's own default secret (secrets.token_hex(32))
 
-_TOOL_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
 # Function names as tool-calling APIs define them. Neither "." (the token's separator) nor ":"
 # (the signed message's) may occur: with a ":" allowed, "a" + "b:c" and "a:b" + "c" would sign
 # the same message, so one token could be turned into another.
 TOOL_FUNCTION = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TOOL_CALL_ID_MAX = 256
-_TOOL_EXPIRY = re.compile(r"[0-9]{1,11}")
-_TOOL_NONCE = re.compile(r"[0-9a-f]{8,64}")
-_TOOL_SIGNATURE = re.compile(r"[0-9a-f]{64}")
+_HEX = "0123456789abcdef"
 
 
 def new_tool_secret() -> str:
@@ -173,8 +171,7 @@ def new_call_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-@dataclass(frozen=True)
-class ToolTokenParts:
+class ToolTokenParts(NamedTuple):
     call_id: str
     function: str
     expiry: int
@@ -198,25 +195,37 @@ def tool_token_encode(*, secret: str, call_id: str, function: str, expiry: int) 
 def tool_token_parse(raw: str) -> ToolTokenParts:
     """The fields of a tool token, strictly: canonical url-safe base64 only, so that one token
     has one spelling. Raises MalformedToken. The signature is not checked here."""
-    if not isinstance(raw, str) or len(raw) % 4 or not _TOOL_TOKEN_CHARS.fullmatch(raw):
+    # "+" and "/" (standard base64) would decode too; strict mode refuses everything else
+    # outside the alphabet, and missing or misplaced padding.
+    if not isinstance(raw, str) or "+" in raw or "/" in raw or not raw.isascii():
         raise MalformedToken("not url-safe base64")
     try:
-        text = base64.b64decode(raw, altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = binascii.a2b_base64(raw.encode().translate(_URLSAFE), strict_mode=True).decode()
+    except (binascii.Error, UnicodeError, ValueError):
         raise MalformedToken("not url-safe base64 of UTF-8 text") from None
     parts = text.rsplit(".", 4)  # the call id may contain dots; the other fields never do
     if len(parts) != 5:
         raise MalformedToken(f"{len(parts)} parts, not 5")
     call_id, function, expiry, nonce, signature = parts
-    if not call_id or len(call_id) > TOOL_CALL_ID_MAX or not call_id.isprintable():
+    # str methods rather than regular expressions: this runs on every validation.
+    if not 0 < len(call_id) <= TOOL_CALL_ID_MAX or not call_id.isprintable():
         raise MalformedToken("bad call id")
-    if not TOOL_FUNCTION.fullmatch(function):
+    if not (
+        0 < len(function) <= 64
+        and function.isascii()
+        and function.replace("_", "a").replace("-", "a").isalnum()
+    ):
         raise MalformedToken("bad function name")
-    if not _TOOL_EXPIRY.fullmatch(expiry) or int(expiry) > MAX_EPOCH:
+    if not (0 < len(expiry) <= 11 and expiry.isascii() and expiry.isdigit()):
         raise MalformedToken("bad expiry")
-    if not _TOOL_NONCE.fullmatch(nonce) or not _TOOL_SIGNATURE.fullmatch(signature):
+    if not 8 <= len(nonce) <= 64 or nonce.strip(_HEX) or len(signature) != 64:
         raise MalformedToken("bad nonce or signature")
-    return ToolTokenParts(call_id, function, int(expiry), nonce, signature, text)
+    if signature.strip(_HEX):
+        raise MalformedToken("bad signature")
+    expires = int(expiry)
+    if expires > MAX_EPOCH:
+        raise MalformedToken("bad expiry")
+    return ToolTokenParts(call_id, function, expires, nonce, signature, text)
 
 
 def tool_token_signed_with(parts: ToolTokenParts, key: bytes) -> bool:
