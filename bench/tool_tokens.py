@@ -102,9 +102,11 @@ def in_process(url: str) -> dict:
     sdk_token = sdk.generate_token(FUNCTION, CALL_ID)
 
     def roomkey(token):
-        return lambda: agent_services.tool_token_validate(
-            project=project, call_id=CALL_ID, function=FUNCTION, token=token
-        ).valid
+        return lambda: (
+            agent_services.tool_token_validate(
+                project=project, call_id=CALL_ID, function=FUNCTION, token=token
+            ).valid
+        )
 
     cases = {
         "sdk validate_token": (lambda: sdk.validate_token(CALL_ID, FUNCTION, plain), ITERATIONS),
@@ -235,7 +237,8 @@ def over_http(url: str, workdir: Path) -> dict:
                     break
                 except httpx.TransportError:
                     if time.monotonic() > deadline or proc.poll() is not None:
-                        raise SetupError(f"uvicorn did not start:\n{log_path.read_text()}")
+                        log_text = log_path.read_text()
+                        raise SetupError(f"uvicorn did not start:\n{log_text}") from None
                     time.sleep(0.1)
             if made.status_code != 201:
                 raise SetupError(f"session: {made.status_code} {made.text}")
@@ -272,12 +275,12 @@ def main() -> int:
             return 2
     print(f"Django {django.get_version()}\n")
     print(f"In-process, {ROUNDS} interleaved rounds:")
-    print(f"  {'validator':<34} {'µs/validation':>14} {'× SDK':>7}")
+    print(f"  {'validator':<34} {'µs/validation':>14} {'x SDK':>7}")
     for name, us in local["us_per_validation"].items():
         print(f"  {name:<34} {us:>14.2f} {local['ratio_to_sdk'][name]:>7.2f}")
     ratio = local["ratio_to_sdk"]["roomkey (default: state cached)"]
     met = "met" if ratio <= TARGET_RATIO else "NOT met"
-    print(f"\nRoomkey / SDK validation time: {ratio:.2f}× (target ≤ {TARGET_RATIO:g}×: {met})\n")
+    print(f"\nRoomkey / SDK validation time: {ratio:.2f}x (target <= {TARGET_RATIO:g}x: {met})\n")
     print(f"HTTP, uvicorn, {CONCURRENCY} concurrent keep-alive clients:")
     for name in ("trivial", "validate"):
         r = http[name]

@@ -215,9 +215,8 @@ def test_another_projects_session_is_a_404_like_an_unknown_one(
     assert api.get("/api/v1/sessions/call-1/metadata").json() == {"a": 1}
     assert api.get("/api/v1/sessions/call-1").json()["status"] == "open"
     # The other project's validate sees a token signed with someone else's secret.
-    response = post(
-        other, "/api/v1/tool-tokens/validate", {"call_id": "call-1", "function": "fn", "token": token}
-    )
+    body = {"call_id": "call-1", "function": "fn", "token": token}
+    response = post(other, "/api/v1/tool-tokens/validate", body)
     assert response.json() == {"valid": False, "reason": "bad_signature"}
 
 

@@ -49,7 +49,9 @@ def test_debugtoken_tool_token(project, session):
 
 def test_debugtoken_used_up_tool_token(project, session):
     issued = services.tool_token_issue(session=session, function="fn", max_uses=1)
-    services.tool_token_validate(project=project, call_id="call-1", function="fn", token=issued.token)
+    services.tool_token_validate(
+        project=project, call_id="call-1", function="fn", token=issued.token
+    )
     report = debug(issued.token)
     assert report["valid"] is False and report["registry"]["revoke_reason"] == "used up"
 
@@ -98,9 +100,7 @@ def test_clearcallsessions(project, session, settings):
     out = run("clearcallsessions")
     assert "Ended 1 expired call session(s); deleted 0" in out
     assert IssuedToken.objects.get(pk=issued.row.pk).revoked_at is not None
-    CallSession.objects.filter(pk=session.pk).update(
-        ended_at=timezone.now() - timedelta(days=8)
-    )
+    CallSession.objects.filter(pk=session.pk).update(ended_at=timezone.now() - timedelta(days=8))
     out = run("clearcallsessions")
     assert "Ended 0 expired call session(s); deleted 1" in out
     assert not CallSession.objects.exists() and not IssuedToken.objects.exists()

@@ -30,9 +30,10 @@ def test_roomkey_token_validates_in_the_sdk(sm, sdk, call_id):
     # The SDK's own refusals hold for Roomkey's tokens.
     assert sdk.validate_token(call_id, "other_function", token) is False
     assert sdk.validate_token(call_id + "x", "get_weather", token) is False
-    assert SdkSessionManager(secret_key="not-the-secret").validate_token(
-        call_id, "get_weather", token
-    ) is False
+    assert (
+        SdkSessionManager(secret_key="not-the-secret").validate_token(call_id, "get_weather", token)
+        is False
+    )
 
 
 @pytest.mark.parametrize("call_id", CALL_IDS)
@@ -138,9 +139,7 @@ def test_over_http_both_ways(http, sdk):
     # Revocation through the foundation's endpoint (RFC 7009), then introspection.
     assert http.post("/api/v1/tokens/introspect", data={"token": token}).json()["active"]
     assert http.post("/api/v1/tokens/revoke", data={"token": token}).status_code == 200
-    assert http.post("/api/v1/tokens/introspect", data={"token": token}).json() == {
-        "active": False
-    }
+    assert http.post("/api/v1/tokens/introspect", data={"token": token}).json() == {"active": False}
     assert validate(token) == {"valid": False, "reason": "revoked"}
     # The SDK cannot know: revocation is what Roomkey adds.
     assert sdk.validate_tool_token("lookup", token, "root.2") is True

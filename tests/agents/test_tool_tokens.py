@@ -264,9 +264,7 @@ def test_cleanup_ends_expired_and_purges_old_sessions(project, session, settings
     assert check(project, issued.token).reason == "unknown_session"
 
 
-def test_cleanup_is_per_project_through_the_facade(
-    project, sm, other_project_and_key, monkeypatch
-):
+def test_cleanup_is_per_project_through_the_facade(project, sm, other_project_and_key, monkeypatch):
     other = other_project_and_key[0]
     mine = services.call_session_create(project=project, call_id="mine")
     theirs = services.call_session_create(project=other, call_id="theirs")
