@@ -426,20 +426,20 @@ def tool_token_validate(
     ctx = tooltokens.context(project.pk, parts, now)
     if ctx is None:
         return ToolCheck(False, "bad_signature")
-    jti = ctx.jti
+    jti, state = ctx.jti, ctx.token
+    ours = state is not None  # issued by Roomkey, so in the registry
     if parts.function != function:
-        return ToolCheck(False, "wrong_function", jti)
+        return ToolCheck(False, "wrong_function", jti, ours)
     if parts.call_id != call_id:
-        return ToolCheck(False, "wrong_call", jti)
+        return ToolCheck(False, "wrong_call", jti, ours)
     if parts.expiry <= now:
-        return ToolCheck(False, "expired", jti)
+        return ToolCheck(False, "expired", jti, ours)
     session = ctx.session
     if session is None:
-        return ToolCheck(False, "unknown_session", jti)
+        return ToolCheck(False, "unknown_session", jti, ours)
     if session.ended or session.expires_at <= now:
-        return ToolCheck(False, "session_ended", jti)
-    state = ctx.token
-    if state is None:
+        return ToolCheck(False, "session_ended", jti, ours)
+    if not ours:
         return ToolCheck(True, None, jti)  # minted by the SDK with the project's secret
     if state.project_id != project.pk:
         return ToolCheck(False, "bad_signature", jti)
