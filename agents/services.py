@@ -147,9 +147,11 @@ def tool_secret_get_or_create(*, project: Project) -> ToolSecret:
         return row
     try:
         with transaction.atomic():
-            return ToolSecret.objects.create(project=project, secret=crypto.new_tool_secret())
+            row = ToolSecret.objects.create(project=project, secret=crypto.new_tool_secret())
     except IntegrityError:  # made by a concurrent first use
         return ToolSecret.objects.get(project=project)
+    _forget_after_commit(project_id=project.pk)  # a validation may have cached "no secret"
+    return row
 
 
 @transaction.atomic

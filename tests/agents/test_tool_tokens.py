@@ -283,3 +283,12 @@ def test_cache_is_bounded(project, session):
     for i in range(20):
         tooltokens.token_state(f"jti-{i}")
     assert len(tooltokens._tokens) <= tooltokens._CACHE_MAX
+
+
+def test_first_secret_is_seen_at_once(project, session):
+    # A validation before the project had a secret must not make this process refuse the
+    # first tokens signed with it.
+    assert check(project, "YWJj").reason == "malformed"
+    assert tooltokens.secret_keys(project.pk) == ()
+    issued = issue(session)
+    assert check(project, issued.token).valid
