@@ -4,3 +4,7 @@ from django.dispatch import Signal
 # `project_id`. Apps holding live connections (the chat relay, the voice-session socket)
 # listen to close the sockets that use those tokens.
 tokens_revoked = Signal()
+
+# Sent by `seed_demo` inside its transaction with `project` (the demo project). Receivers
+# (other apps' demo data) return a dict of values to add to the command's output.
+demo_seeded = Signal()

@@ -8,6 +8,7 @@ from django.db import transaction
 from tokens import crypto, services
 from tokens.models import Project, SigningKey
 from tokens.selectors import DEMO_PROJECT_NAME
+from tokens.signals import demo_seeded
 
 ADMIN_USERNAME = "admin"
 
@@ -42,12 +43,15 @@ class Command(BaseCommand):
             user.is_staff = user.is_superuser = True
             user.set_password(password)
             user.save()
-        result = {
-            "project_id": str(project.pk),
-            "api_key": api_key.raw,
-            "admin_username": ADMIN_USERNAME,
-            "admin_password": password,
-        }
+            result = {
+                "project_id": str(project.pk),
+                "api_key": api_key.raw,
+                "admin_username": ADMIN_USERNAME,
+                "admin_password": password,
+            }
+            # Other apps' demo data (agents, …), without tokens knowing those apps.
+            for _receiver, extra in demo_seeded.send(sender=self.__class__, project=project):
+                result.update(extra or {})
         if options["json"]:
             self.stdout.write(json.dumps(result))
             return
@@ -66,3 +70,7 @@ class Command(BaseCommand):
       -d '{body}' {base}/api/chat/tokens
 """
         )
+        base_keys = {"project_id", "api_key", "admin_username", "admin_password"}
+        for name, value in result.items():
+            if name not in base_keys:
+                self.stdout.write(f"  {name:<20} {value}")
