@@ -73,10 +73,6 @@ class AgentVersion(models.Model):
     def __str__(self):
         return f"{self.agent} v{self.number} ({self.status})"
 
-    @property
-    def is_published(self) -> bool:
-        return self.status == self.PUBLISHED
-
     def save(self, *args, **kwargs):
         # Published is final: services publish with an UPDATE, and nothing saves over one.
         if (
@@ -85,6 +81,10 @@ class AgentVersion(models.Model):
         ):
             raise ValidationError("A published version cannot be changed.")
         super().save(*args, **kwargs)
+
+    @property
+    def is_published(self) -> bool:
+        return self.status == self.PUBLISHED
 
 
 class Assistant(models.Model):
@@ -155,8 +155,8 @@ class VoiceSession(models.Model):
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="voice_sessions")
     version = models.ForeignKey(AgentVersion, on_delete=models.PROTECT, related_name="+")
     # NULL: no override (the version's text runs); "" is an override to nothing.
-    prompt_override = models.TextField(null=True, blank=True)
-    first_message_override = models.TextField(null=True, blank=True)
+    prompt_override = models.TextField(null=True, blank=True)  # noqa: DJ001
+    first_message_override = models.TextField(null=True, blank=True)  # noqa: DJ001
     status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=ISSUED)
     end_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)

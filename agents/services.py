@@ -360,7 +360,9 @@ def web_call_issue(
     credentials = selectors.livekit_credentials(project=project)
     if not credentials.complete:
         raise LiveKitNotConfigured()
-    limit = livekit.METADATA_MAX_BYTES // 4  # characters; checked again in bytes below
+    # A character is at least a byte: past this many characters the dispatch metadata is
+    # over LiveKit's limit whatever they are (the exact check, in bytes, comes later).
+    limit = livekit.METADATA_MAX_BYTES
     try:
         prompt = prompts.render(assistant.prompt_template, metadata, max_chars=limit)
         first = prompts.render(assistant.first_message_template, metadata, max_chars=limit)
