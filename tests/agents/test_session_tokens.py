@@ -162,7 +162,7 @@ def test_401(post, agent, key):
 
 @pytest.mark.django_db(transaction=True)
 def test_404_unknown_and_other_projects_agent_are_identical(post, other_agent_and_version):
-    other_agent, other_version = other_agent_and_version
+    other_agent, _other_version = other_agent_and_version
     unknown = post({"agent_id": str(uuid.uuid4())})
     theirs = post({"agent_id": str(other_agent.pk)})
     assert unknown.status_code == theirs.status_code == 404
@@ -176,7 +176,7 @@ def test_404_version_unknown_of_another_agent_or_project(
 ):
     from tests.agents.conftest import make_agent
 
-    sibling, sibling_version = make_agent(project, name="Sibling", dispatch_name="sib")
+    _sibling, sibling_version = make_agent(project, name="Sibling", dispatch_name="sib")
     for version_id in (uuid.uuid4(), sibling_version.pk, other_agent_and_version[1].pk):
         response = post({"agent_id": str(agent.pk), "version_id": str(version_id)})
         assert response.status_code == 404
