@@ -15,9 +15,9 @@ from .conf import roomkey_settings
 # Paths whose contract has its own error format (seed 000: SignalWire's 422 errors list).
 SIGNALWIRE_PATHS = frozenset({"/api/chat/tokens"})
 
-# path -> answer(scope, message) -> (status, JSON body) for an oversize body. Apps register
-# the paths whose contracts have their own error envelopes (tokens.apps, agents.apps);
-# every other path gets 413 {"detail": message}.
+# path -> answer(scope, message) -> (status, JSON body) for an oversize body. Paths whose
+# contracts have their own error envelopes are registered here (SIGNALWIRE_PATHS, below) or
+# by their app (agents.apps: seeds 003 and 004); every other path gets 413 {"detail": …}.
 OversizeAnswer = Callable[[dict, str], tuple[int, dict]]
 _oversize_answers: dict[str, OversizeAnswer] = {}
 
