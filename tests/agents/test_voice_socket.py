@@ -142,7 +142,7 @@ async def test_session_lifecycle_messages_and_malformed_frames(served):
 
 async def test_frames_over_the_cap_close_with_1009(served):
     async with ws_connect(served, served.voice_token()) as ws:
-        await started(ws)
+        event = await started(ws)
         # 64 KiB is accepted (as a frame; its text is then too long for a message)...
         padding = 64 * 1024 - len('{"type":"message","text":""}')
         reply = await exchange(
@@ -154,6 +154,8 @@ async def test_frames_over_the_cap_close_with_1009(served):
             json.dumps({"type": "message", "text": "z" * (padding + 1)}, separators=(",", ":"))
         )
         assert await close_code(ws) == live.CLOSE_TOO_BIG
+    state = served.session(event["session_id"])
+    assert state["status"] == "ended" and state["end_reason"] == "frame too large"
 
 
 async def test_a_second_socket_for_a_connected_session_is_refused(served):
