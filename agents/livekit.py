@@ -69,16 +69,25 @@ def check_limits(
             fail("dispatch", "the agent's dispatch metadata must be at most 512 KiB.")
 
 
-def join_grant(room: str) -> dict:
-    """Join one room; publish, subscribe and send data there. No room admin, create, list or
-    record, no agent or hidden participant, no metadata self-update: a client token only."""
-    return {
+# A voice call's participant publishes its microphone and nothing else (seed 003: "microphone
+# subscribe and publish"); typed chat goes over data, which canPublishData allows.
+VOICE_SOURCES = ["microphone"]
+
+
+def join_grant(room: str, sources: list[str] | None = None) -> dict:
+    """Join one room; publish, subscribe and send data there (publishing only `sources` when
+    given). No room admin, create, list or record, no agent or hidden participant, no
+    metadata self-update: a client token only."""
+    grant = {
         "room": room,
         "roomJoin": True,
         "canPublish": True,
         "canSubscribe": True,
         "canPublishData": True,
     }
+    if sources is not None:
+        grant["canPublishSources"] = list(sources)
+    return grant
 
 
 def access_token_claims(
@@ -93,6 +102,7 @@ def access_token_claims(
     metadata: str = "",
     attributes: dict[str, str] | None = None,
     dispatches: list[dict] | None = None,
+    sources: list[str] | None = None,
 ) -> dict:
     claims = {
         "iss": api_key,
@@ -101,7 +111,7 @@ def access_token_claims(
         "iat": iat,
         "nbf": iat,
         "exp": exp,
-        "video": join_grant(room),
+        "video": join_grant(room, sources),
     }
     if name:
         claims["name"] = name

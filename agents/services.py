@@ -119,6 +119,7 @@ def livekit_token_issue(
     client_ip: str | None = None,
     fields: dict[str, str] | None = None,
     credentials: selectors.LiveKitCredentials | None = None,
+    sources: list[str] | None = None,
 ) -> IssuedLiveKit:
     """A LiveKit participant token for `identity` in `room`, and its registry row.
 
@@ -152,6 +153,7 @@ def livekit_token_issue(
         metadata=metadata,
         attributes=attributes,
         dispatches=dispatches,
+        sources=sources,
     )
     token = crypto.jwt_encode(
         claims,
@@ -330,6 +332,7 @@ def _webrtc_session(
         client_ip=client_ip,
         fields={"attributes": "prompt", "dispatch": "prompt"},
         credentials=credentials,
+        sources=livekit.VOICE_SOURCES,
     )
     return SessionToken(
         token=issued.token,
@@ -397,6 +400,7 @@ def web_call_issue(
                 client_ip=client_ip,
                 fields={"dispatch": "metadata"},
                 credentials=credentials,
+                sources=livekit.VOICE_SOURCES,
             )
         except livekit.LimitExceeded as exc:
             raise Unprocessable(

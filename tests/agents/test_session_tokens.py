@@ -94,6 +94,7 @@ def test_webrtc_token_passes_livekit_verifier_field_by_field(post, agent, versio
     assert grant.room == body["room"] and grant.room_join is True
     assert grant.can_publish is True and grant.can_subscribe is True
     assert grant.can_publish_data is True
+    assert grant.can_publish_sources == ["microphone"]
     for admin_grant in ("room_admin", "room_create", "room_list", "room_record", "agent"):
         assert getattr(grant, admin_grant) is None, admin_grant
     assert claims.attributes == {

@@ -47,6 +47,7 @@ def test_all_default_fields(post, verify, settings):
     assert claims.video.room == "lobby" and claims.video.room_join
     assert claims.video.room_admin is None and claims.video.room_create is None
     assert claims.room_config is None
+    assert claims.video.can_publish_sources is None  # any source: the caller's room
     row = IssuedToken.objects.get(kind="livekit")
     assert (row.subject, row.resource) == ("alice", "lobby")
 

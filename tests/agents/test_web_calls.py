@@ -50,6 +50,7 @@ def test_web_call_token(post, assistant, settings):
     assert claims.video.room == room_name and claims.video.room_join is True
     assert claims.video.can_publish and claims.video.can_subscribe
     assert claims.video.can_publish_data  # typed chat on lk.chat is a data stream
+    assert claims.video.can_publish_sources == ["microphone"]
     assert claims.video.room_admin is None and claims.video.room_create is None
     [dispatch] = claims.room_config.agents
     assert dispatch.agent_name == "concierge"
