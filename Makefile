@@ -41,6 +41,7 @@ lint: install-dev
 bench: install-dev
 	$(BIN)/python -m bench.chat_tokens
 	$(BIN)/python -m bench.tool_tokens
+	$(BIN)/python -m bench.voice_tokens
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .dev-secret-key

@@ -1,15 +1,364 @@
-"""Staff inspect and act through the services; history is not edited."""
+"""Staff manage agents and assistants, and inspect and end rooms and voice sessions.
 
-# --- Call sessions and tool tokens (issue 5) ----------------------------------------------
+Every write goes through agents.services, like the API's."""
 
 import json
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import services
-from .models import CallSession, ToolSecret, ToolToken
+from tokens.models import IssuedToken
+
+from . import prompts, services
+from .models import (
+    Agent,
+    AgentVersion,
+    Assistant,
+    CallSession,
+    LiveKitConfig,
+    Room,
+    ToolSecret,
+    ToolToken,
+    VoiceSession,
+    VoiceSessionMessage,
+)
+
+
+def _staff_label(request) -> str:
+    return f"admin:{request.user.get_username()}"
+
+
+class AgentVersionInline(admin.TabularInline):
+    model = AgentVersion
+    fields = ("number", "status", "published_at", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ("-number",)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class AgentForm(forms.ModelForm):
+    class Meta:
+        model = Agent
+        fields = ("project", "name", "dispatch_name", "active_version")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only this agent's published versions can be active.
+        field = self.fields.get("active_version")
+        if field is not None:
+            field.queryset = AgentVersion.objects.filter(
+                agent=self.instance if self.instance.pk else None,
+                status=AgentVersion.PUBLISHED,
+            )
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    form = AgentForm
+    list_display = ("name", "project", "dispatch_name", "active_version", "created_at")
+    list_filter = ("project",)
+    list_select_related = ("project", "active_version")
+    search_fields = ("name", "dispatch_name", "id")
+    readonly_fields = ("id", "created_at")
+    inlines = [AgentVersionInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None:  # an agent stays in its project
+            return (*self.readonly_fields, "project")
+        return self.readonly_fields
+
+
+class AgentVersionForm(forms.ModelForm):
+    class Meta:
+        model = AgentVersion
+        fields = ("agent", "prompt", "first_message", "config")
+
+
+@admin.register(AgentVersion)
+class AgentVersionAdmin(admin.ModelAdmin):
+    """Drafts are edited here; "Publish" freezes them, "Make active" puts one in use."""
+
+    form = AgentVersionForm
+    list_display = ("__str__", "agent", "number", "status", "is_active", "published_at")
+    list_filter = ("status", "agent__project")
+    list_select_related = ("agent", "agent__active_version")
+    search_fields = ("agent__name", "id")
+    readonly_fields = ("id", "number", "status", "created_at", "published_at")
+    actions = ["publish", "make_active"]
+
+    @admin.display(boolean=True, description="active")
+    def is_active(self, obj):
+        return obj.agent.active_version_id == obj.pk
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None:
+            return (*self.readonly_fields, "agent")
+        return self.readonly_fields
+
+    def has_change_permission(self, request, obj=None):
+        # A published version is immutable: viewable, never editable.
+        if obj is not None and obj.is_published:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        new = services.agent_version_create(
+            agent=obj.agent, prompt=obj.prompt, first_message=obj.first_message, config=obj.config
+        )
+        obj.pk = new.pk
+        obj.refresh_from_db()
+
+    @admin.action(description="Publish selected drafts (they become immutable)")
+    def publish(self, request, queryset):
+        count = sum(services.agent_version_publish(version=v) for v in queryset)
+        self.message_user(request, f"Published {count} version(s).", messages.SUCCESS)
+
+    @admin.action(description="Make active (the version sessions run by default)")
+    def make_active(self, request, queryset):
+        done = 0
+        for version in queryset.select_related("agent"):
+            try:
+                services.agent_set_active_version(agent=version.agent, version=version)
+                done += 1
+            except services.Unprocessable as exc:
+                self.message_user(request, f"{version}: {exc.message}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{done} version(s) made active.", messages.SUCCESS)
+
+
+@admin.register(Assistant)
+class AssistantAdmin(admin.ModelAdmin):
+    list_display = ("name", "project", "dispatch_name", "created_at")
+    list_filter = ("project",)
+    list_select_related = ("project",)
+    search_fields = ("name", "dispatch_name", "id")
+    fields = (
+        "id",
+        "project",
+        "name",
+        "dispatch_name",
+        "prompt_template",
+        "first_message_template",
+        "placeholders",
+        "preview_metadata",
+        "preview",
+        "created_at",
+    )
+    readonly_fields = ("id", "placeholders", "preview", "created_at")
+
+    @admin.display(description="placeholders")
+    def placeholders(self, obj):
+        names = prompts.placeholders(f"{obj.prompt_template}\n{obj.first_message_template}")
+        return ", ".join(names) or "—"
+
+    @admin.display(description="rendered with the sample metadata")
+    def preview(self, obj):
+        if obj.pk is None:
+            return "Save to see the preview."
+        metadata = obj.preview_metadata if isinstance(obj.preview_metadata, dict) else {}
+        return format_html(
+            "<p><b>Prompt</b></p><pre>{}</pre><p><b>First message</b></p><pre>{}</pre>",
+            prompts.render(obj.prompt_template, metadata),
+            prompts.render(obj.first_message_template, metadata),
+        )
+
+
+class RoomStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("open", "Open"), ("ended", "Ended")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.filter(ended_at__isnull=True)
+        if self.value() == "ended":
+            return queryset.filter(ended_at__isnull=False)
+        return queryset
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    list_display = ("name", "project", "agent", "assistant", "created_at", "ended_at")
+    list_filter = (RoomStatusFilter, "project")
+    list_select_related = ("project", "agent", "assistant")
+    search_fields = ("name", "id")
+    fields = (
+        "id",
+        "name",
+        "project",
+        "agent",
+        "version",
+        "assistant",
+        "readable_metadata",
+        "tokens",
+        "created_at",
+        "ended_at",
+    )
+    readonly_fields = fields
+    actions = ["end_rooms"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="metadata")
+    def readable_metadata(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.metadata, indent=2, ensure_ascii=False))
+
+    @admin.display(description="tokens issued for it")
+    def tokens(self, obj):
+        rows = IssuedToken.objects.filter(project_id=obj.project_id, resource=obj.name)
+        return f"{rows.count()} ({rows.filter(revoked_at__isnull=False).count()} revoked)"
+
+    @admin.action(description="End selected rooms (revokes every token issued for them)")
+    def end_rooms(self, request, queryset):
+        revoked = sum(
+            services.room_end(room=room, by=_staff_label(request), reason="room ended in the admin")
+            for room in queryset
+        )
+        self.message_user(
+            request,
+            f"Ended {queryset.count()} room(s); revoked {revoked} token(s).",
+            messages.SUCCESS,
+        )
+
+
+class VoiceSessionMessageInline(admin.TabularInline):
+    model = VoiceSessionMessage
+    fields = ("created_at", "role", "text")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(VoiceSession)
+class VoiceSessionAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "agent",
+        "version",
+        "project",
+        "status",
+        "created_at",
+        "connected_at",
+        "ended_at",
+        "end_reason",
+    )
+    list_filter = ("status", "project")
+    list_select_related = ("agent", "version", "version__agent", "project")
+    search_fields = ("id", "jti")
+    date_hierarchy = "created_at"
+    fields = (
+        "id",
+        "project",
+        "agent",
+        "version",
+        "jti",
+        "status",
+        "end_reason",
+        "prompt_override",
+        "first_message_override",
+        "created_at",
+        "expires_at",
+        "connected_at",
+        "ended_at",
+    )
+    readonly_fields = fields
+    inlines = [VoiceSessionMessageInline]
+    actions = ["end_sessions"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="End selected sessions (closes their sockets, revokes tokens)")
+    def end_sessions(self, request, queryset):
+        count = sum(
+            services.voice_session_end(session=s, by=_staff_label(request), reason="ended")
+            for s in queryset
+        )
+        self.message_user(request, f"Ended {count} session(s).", messages.SUCCESS)
+
+
+class LiveKitConfigForm(forms.ModelForm):
+    """The secret is write-only: shown never, replaced only when a new one is typed."""
+
+    api_secret = forms.CharField(
+        label="LiveKit API secret",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to keep the current secret. Never displayed.",
+    )
+    clear_secret = forms.BooleanField(
+        required=False, help_text="Remove the key pair (fall back to the LIVEKIT_* settings)."
+    )
+    token_source_fields = forms.MultipleChoiceField(
+        choices=LiveKitConfig.TOKEN_SOURCE_FIELDS,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What clients of the token-source endpoint may set; anything else is a 403.",
+    )
+
+    class Meta:
+        model = LiveKitConfig
+        fields = ("project", "url", "api_key", "api_secret", "token_source_fields")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["token_source_fields"].initial = (
+            self.instance.token_source_fields
+            if self.instance.pk
+            else LiveKitConfig.DEFAULT_TOKEN_SOURCE_FIELDS
+        )
+
+    def clean(self):
+        data = super().clean()
+        secret = data.get("api_secret") or ("" if data.get("clear_secret") else None)
+        if secret is None:  # keep the stored one
+            data["api_secret"] = self.instance.api_secret if self.instance.pk else ""
+        if data.get("clear_secret"):
+            data["api_key"] = ""
+        if bool(data.get("api_key")) != bool(data.get("api_secret")):
+            raise ValidationError("Set both the LiveKit API key and secret, or neither.")
+        return data
+
+    def save(self, commit=True):
+        self.instance.api_secret = self.cleaned_data["api_secret"]
+        self.instance.api_key = self.cleaned_data["api_key"]
+        return super().save(commit)
+
+
+@admin.register(LiveKitConfig)
+class LiveKitConfigAdmin(admin.ModelAdmin):
+    form = LiveKitConfigForm
+    list_display = ("project", "url", "api_key", "has_secret")
+    list_select_related = ("project",)
+
+    @admin.display(boolean=True, description="secret set")
+    def has_secret(self, obj):
+        return bool(obj.api_secret)
+
+    def get_fields(self, request, obj=None):
+        return ("project", "url", "api_key", "api_secret", "clear_secret", "token_source_fields")
 
 
 def _staff_label(request) -> str:

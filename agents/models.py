@@ -1,9 +1,14 @@
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from tokens.models import Project
+
+
+def _default_token_source_fields():
+    return list(LiveKitConfig.DEFAULT_TOKEN_SOURCE_FIELDS)
 
 
 class Agent(models.Model):
@@ -68,6 +73,15 @@ class AgentVersion(models.Model):
     def __str__(self):
         return f"{self.agent} v{self.number} ({self.status})"
 
+    def save(self, *args, **kwargs):
+        # Published is final: services publish with an UPDATE, and nothing saves over one.
+        if (
+            not self._state.adding
+            and AgentVersion.objects.filter(pk=self.pk, status=self.PUBLISHED).exists()
+        ):
+            raise ValidationError("A published version cannot be changed.")
+        super().save(*args, **kwargs)
+
     @property
     def is_published(self) -> bool:
         return self.status == self.PUBLISHED
@@ -83,6 +97,13 @@ class Assistant(models.Model):
     prompt_template = models.TextField(blank=True)
     first_message_template = models.TextField(blank=True)
     dispatch_name = models.CharField("LiveKit dispatch name", max_length=256)
+    # Staff's sample values for the admin's rendered preview; never used for real calls.
+    preview_metadata = models.JSONField(
+        "sample metadata",
+        default=dict,
+        blank=True,
+        help_text='Sample web-call metadata for the preview, e.g. {"name": "Ada"}.',
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -133,8 +154,9 @@ class VoiceSession(models.Model):
     jti = models.CharField("token JTI", max_length=64, unique=True)
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="voice_sessions")
     version = models.ForeignKey(AgentVersion, on_delete=models.PROTECT, related_name="+")
-    prompt_override = models.TextField(blank=True)
-    first_message_override = models.TextField(blank=True)
+    # NULL: no override (the version's text runs); "" is an override to nothing.
+    prompt_override = models.TextField(null=True, blank=True)  # noqa: DJ001
+    first_message_override = models.TextField(null=True, blank=True)  # noqa: DJ001
     status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=ISSUED)
     end_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -238,3 +260,72 @@ class ToolToken(models.Model):
 
     def __str__(self):
         return f"{self.function} @ {self.session_id}"
+
+
+# --- Issue 3: LiveKit credentials per project, voice-session messages -----------------------
+
+
+class LiveKitConfig(models.Model):
+    """A project's own LiveKit server and credentials, and what its token-source clients may set.
+
+    One row per project at most; without one (or with blank fields) the project uses the
+    LIVEKIT_URL / LIVEKIT_API_KEY / LIVEKIT_API_SECRET settings. The secret is needed to sign
+    LiveKit tokens, so it is stored; the admin never shows it. Deleting the row falls back to
+    the settings, which makes tokens signed with the old secret stop verifying.
+    """
+
+    # Fields of LiveKit's token-source request a client may set, and the default allow-list:
+    # room_config (agent dispatch) is off until staff allow it.
+    TOKEN_SOURCE_FIELDS = [
+        ("room_name", "room_name"),
+        ("participant_identity", "participant_identity"),
+        ("participant_name", "participant_name"),
+        ("participant_metadata", "participant_metadata"),
+        ("participant_attributes", "participant_attributes"),
+        ("room_config", "room_config (agent dispatch)"),
+    ]
+    DEFAULT_TOKEN_SOURCE_FIELDS = [
+        "room_name",
+        "participant_identity",
+        "participant_name",
+        "participant_metadata",
+        "participant_attributes",
+    ]
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="livekit")
+    url = models.CharField(
+        "LiveKit URL", max_length=500, blank=True, help_text="e.g. wss://example.livekit.cloud"
+    )
+    api_key = models.CharField("LiveKit API key", max_length=200, blank=True)
+    api_secret = models.CharField("LiveKit API secret", max_length=500, blank=True)
+    token_source_fields = models.JSONField(
+        default=_default_token_source_fields,
+        blank=True,
+        help_text="Fields of the token-source request clients of this project may set.",
+    )
+
+    class Meta:
+        verbose_name = "LiveKit configuration"
+
+    def __str__(self):
+        return f"LiveKit for {self.project}"
+
+
+class VoiceSessionMessage(models.Model):
+    """A text message a client sent on a voice session's WebSocket.
+
+    Written as it arrives, kept with its session (deleted with it). When chat conversations
+    exist (issue 4) a receiver of `agents.signals.voice_session_message` copies it there.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(VoiceSession, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, default="user")
+    text = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["session", "created_at"]
+
+    def __str__(self):
+        return self.text[:50]

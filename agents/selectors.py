@@ -1,10 +1,98 @@
-"""Reads of the agents app, tenant-scoped: another project's object is never found."""
+"""Reads, tenant-scoped: another project's object is not found, exactly like an unknown one."""
 
-# --- Call sessions (issue 5) --------------------------------------------------------------
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
 
 from tokens.models import Project
 
-from .models import Agent, CallSession
+from .models import Agent, AgentVersion, Assistant, CallSession, LiveKitConfig, VoiceSession
+
+# --- Issue 3: agents, assistants, LiveKit credentials, voice sessions ------------------------
+
+
+def _as_uuid(value) -> uuid.UUID | None:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def agent_for(*, project, agent_id) -> Agent | None:
+    pk = _as_uuid(agent_id)
+    if pk is None:
+        return None
+    return Agent.objects.filter(project=project, pk=pk).select_related("active_version").first()
+
+
+def version_of(*, agent: Agent, version_id) -> AgentVersion | None:
+    """A version of `agent` (of any status), or None for an unknown or other agent's one."""
+    pk = _as_uuid(version_id)
+    if pk is None:
+        return None
+    return AgentVersion.objects.filter(agent=agent, pk=pk).first()
+
+
+def assistant_for(*, project, assistant_id) -> Assistant | None:
+    pk = _as_uuid(assistant_id)
+    if pk is None:
+        return None
+    return Assistant.objects.filter(project=project, pk=pk).first()
+
+
+def dispatch_names(*, project) -> set[str]:
+    """LiveKit agent names the project's agents and assistants run under."""
+    return set(Agent.objects.filter(project=project).values_list("dispatch_name", flat=True)) | set(
+        Assistant.objects.filter(project=project).values_list("dispatch_name", flat=True)
+    )
+
+
+def voice_session_by_jti(jti: str) -> VoiceSession | None:
+    return (
+        VoiceSession.objects.select_related("agent", "version", "project").filter(jti=jti).first()
+    )
+
+
+@dataclass(frozen=True)
+class LiveKitCredentials:
+    url: str
+    api_key: str
+    api_secret: str
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.url and self.api_key and self.api_secret)
+
+
+def livekit_config(*, project) -> LiveKitConfig | None:
+    return LiveKitConfig.objects.filter(project=project).first()
+
+
+def livekit_credentials(*, project, config: LiveKitConfig | None = None) -> LiveKitCredentials:
+    """The project's own LiveKit server and key pair, else the LIVEKIT_* settings.
+
+    Key and secret come as a pair: a project with its own key but no secret of its own is
+    incomplete rather than signed with the shared secret. Read at call time.
+    """
+    config = config if config is not None else livekit_config(project=project)
+    url = (config.url if config else "") or settings.LIVEKIT_URL
+    if config is not None and (config.api_key or config.api_secret):
+        return LiveKitCredentials(url=url, api_key=config.api_key, api_secret=config.api_secret)
+    return LiveKitCredentials(
+        url=url, api_key=settings.LIVEKIT_API_KEY, api_secret=settings.LIVEKIT_API_SECRET
+    )
+
+
+def token_source_fields(*, config: LiveKitConfig | None) -> set[str]:
+    if config is None:
+        return set(LiveKitConfig.DEFAULT_TOKEN_SOURCE_FIELDS)
+    return set(config.token_source_fields or [])
+
+
+# --- Call sessions (issue 5) --------------------------------------------------------------
 
 
 def call_sessions_for(*, project: Project):
@@ -13,7 +101,3 @@ def call_sessions_for(*, project: Project):
 
 def call_session_get(*, project: Project, call_id: str) -> CallSession | None:
     return call_sessions_for(project=project).filter(call_id=call_id).first()
-
-
-def agent_for(*, project: Project, agent_id) -> Agent | None:
-    return Agent.objects.filter(project=project, pk=agent_id).first()

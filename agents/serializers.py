@@ -1,14 +1,179 @@
-"""Request and response shapes of the agents API. Validation only; no side effects."""
+"""Request shapes and validation, no side effects. Limits are documented in the README."""
 
-# --- Call sessions and tool tokens (issue 5) ----------------------------------------------
+import math
+import uuid
 
 from rest_framework import serializers
 
 from tokens.conf import roomkey_settings
-from tokens.serializers import StrictCharField, StrictIntegerField
+from tokens.serializers import StrictCharField, StrictIntegerField, _has_forbidden_characters
 
-from . import services
+from . import livekit, services
 from .models import CallSession
+
+PROMPT_MAX_CHARS = 16000
+FIRST_MESSAGE_MAX_CHARS = 2000
+WEB_CALL_METADATA_MAX_CHARS = 8192  # compact JSON, a non-ASCII character counting as one
+WEB_CALL_METADATA_KEY_MAX_CHARS = 64
+ASSISTANT_ID_MAX_CHARS = 100
+TOKEN_SOURCE_DISPATCH_MAX = 8
+
+
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID written as a JSON string (DRF's own also takes integers)."""
+
+    default_error_messages = {"invalid": "Must be a valid UUID string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class OverrideField(StrictCharField):
+    """An optional override: absent or null means none; "" is an override to nothing."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        kwargs.setdefault("allow_blank", True)
+        super().__init__(**kwargs)
+
+
+class SessionTokenRequestSerializer(serializers.Serializer):
+    agent_id = StrictUUIDField()
+    version_id = StrictUUIDField(required=False, allow_null=True)
+    transport = serializers.ChoiceField(
+        choices=["websocket", "webrtc"], required=False, default="websocket"
+    )
+    first_message = OverrideField(max_length=FIRST_MESSAGE_MAX_CHARS)
+    prompt = OverrideField(max_length=PROMPT_MAX_CHARS)
+
+
+class WebCallMetadataField(serializers.Field):
+    default_error_messages = {
+        "invalid": "Must be an object whose values are strings, numbers or booleans.",
+        "key": f"Keys must be 1 to {WEB_CALL_METADATA_KEY_MAX_CHARS} characters, without "
+        "control characters.",
+        "characters": "Values must not contain NUL characters or unpaired surrogates.",
+        "too_long": f"Must be at most {WEB_CALL_METADATA_MAX_CHARS} characters when serialised "
+        "as compact JSON.",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        for key, value in data.items():
+            if not 1 <= len(key) <= WEB_CALL_METADATA_KEY_MAX_CHARS or _has_forbidden_characters(
+                key
+            ):
+                self.fail("key")
+            if isinstance(value, str):
+                if "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+                    self.fail("characters")
+            elif isinstance(value, bool | int):
+                pass
+            elif isinstance(value, float):
+                if not math.isfinite(value):
+                    self.fail("invalid")
+            else:
+                self.fail("invalid")
+        if len(livekit.compact_json(data)) > WEB_CALL_METADATA_MAX_CHARS:
+            self.fail("too_long")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class WebCallRequestSerializer(serializers.Serializer):
+    assistant_id = StrictCharField(max_length=ASSISTANT_ID_MAX_CHARS)
+    metadata = WebCallMetadataField(required=False, allow_null=True)
+
+    def validate_assistant_id(self, value):
+        # Any string is a valid request; one that is no UUID names no assistant (404).
+        if not value.strip():
+            raise serializers.ValidationError("This field may not be blank.")
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            return value
+
+
+# --- LiveKit token source -------------------------------------------------------------------
+
+
+class OptionalStringField(StrictCharField):
+    """Absent, null and "" all mean "let the server choose"."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        kwargs.setdefault("allow_blank", True)
+        super().__init__(**kwargs)
+
+
+class StringMapField(serializers.Field):
+    default_error_messages = {"invalid": "Must be an object of string values."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            self.fail("invalid")
+        if any(_has_forbidden_characters(k) for k in data):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class RoomConfigField(serializers.Field):
+    """LiveKit's RoomConfiguration, of which Roomkey lets clients set only `agents` (each
+    `agentName` or `agent_name`, and an optional `metadata` string)."""
+
+    default_error_messages = {
+        "invalid": "Must be an object.",
+        "unsupported": "Only 'agents' can be set; not: {fields}.",
+        "agents": "'agents' must be a list of at most "
+        + str(TOKEN_SOURCE_DISPATCH_MAX)
+        + " objects with a non-empty 'agentName' string and an optional 'metadata' string.",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        extra = sorted(set(data) - {"agents"})
+        if extra:
+            self.fail("unsupported", fields=", ".join(extra))
+        agents = data.get("agents") or []
+        if not isinstance(agents, list) or len(agents) > TOKEN_SOURCE_DISPATCH_MAX:
+            self.fail("agents")
+        dispatches = []
+        for item in agents:
+            if not isinstance(item, dict) or set(item) - {"agentName", "agent_name", "metadata"}:
+                self.fail("agents")
+            name = item.get("agentName", item.get("agent_name"))
+            metadata = item.get("metadata", "")
+            if not isinstance(name, str) or not name or not isinstance(metadata, str):
+                self.fail("agents")
+            dispatches.append(livekit.dispatch(name, metadata))
+        return {"agents": dispatches}
+
+    def to_representation(self, value):
+        return value
+
+
+class TokenSourceRequestSerializer(serializers.Serializer):
+    room_name = OptionalStringField()
+    participant_identity = OptionalStringField()
+    participant_name = OptionalStringField()
+    participant_metadata = OptionalStringField()
+    participant_attributes = StringMapField(required=False, allow_null=True)
+    room_config = RoomConfigField(required=False, allow_null=True)
+
+    def given(self) -> dict:
+        """The fields the client set: null, "" and {} count as not set."""
+        return {k: v for k, v in self.validated_data.items() if v not in (None, "", {}, [])}
 
 
 class CallIdField(StrictCharField):

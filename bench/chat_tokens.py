@@ -130,12 +130,17 @@ def delta(before: float | None, after: float | None) -> float | None:
 
 
 async def run_phase(
-    clients: list[httpx.AsyncClient], path: str, marker: bytes, n: int, server_pid: int
+    clients: list[httpx.AsyncClient],
+    path: str,
+    marker: bytes,
+    n: int,
+    server_pid: int,
+    payload: dict | None = None,
 ) -> Phase:
-    """`n` POSTs to `path`, one worker per client; wall time, per-request latencies and the
-    server's CPU time."""
+    """`n` POSTs of `payload` (ISSUE_BODY by default) to `path`, one worker per client; wall
+    time, per-request latencies and the server's CPU time."""
     phase = Phase(requests=n)
-    body = json.dumps(ISSUE_BODY).encode()
+    body = json.dumps(ISSUE_BODY if payload is None else payload).encode()
     headers = {"Content-Type": "application/json"}
     remaining = n
 

@@ -198,6 +198,27 @@ ROOMKEY = {
     ),
 }
 
+# --- LiveKit and voice sessions (agents) -----------------------------------------------------
+# The LiveKit server projects use unless they have their own (agents.LiveKitConfig). The
+# development defaults are LiveKit's own dev mode (`livekit-server --dev`, key "devkey") with a
+# long secret of our own; with DEBUG off there are no defaults, and the deploy checks refuse the
+# development secret (agents/checks.py).
+LIVEKIT_DEV_API_SECRET = "roomkey-development-livekit-secret-do-not-use-in-production"
+LIVEKIT_URL = env.str("LIVEKIT_URL", default="ws://127.0.0.1:7880" if DEBUG else "")
+LIVEKIT_API_KEY = env.str("LIVEKIT_API_KEY", default="devkey" if DEBUG else "")
+LIVEKIT_API_SECRET = env.str("LIVEKIT_API_SECRET", default=LIVEKIT_DEV_API_SECRET if DEBUG else "")
+# Read at call time through agents.conf.agents_settings.
+ROOMKEY_AGENTS = {
+    # Lifetime of a voice-session token: the longest a voice WebSocket stays open.
+    "VOICE_SESSION_TTL": timedelta(
+        seconds=env.int("ROOMKEY_VOICE_SESSION_TTL_SECONDS", default=3600)
+    ),
+    # Lifetime of LiveKit access tokens (LiveKit checks them when a participant joins).
+    "LIVEKIT_TOKEN_TTL": timedelta(
+        seconds=env.int("ROOMKEY_LIVEKIT_TOKEN_TTL_SECONDS", default=3600)
+    ),
+}
+
 # Django refuses bodies over this before DRF's parsers see them (DRF reads request.body).
 DATA_UPLOAD_MAX_MEMORY_SIZE = ROOMKEY["MAX_BODY_BYTES"]
 

@@ -7,12 +7,43 @@ treats a body without Content-Length as empty.
 """
 
 import json
+from collections.abc import Callable
 
 from .api import signalwire_error
 from .conf import roomkey_settings
 
 # Paths whose contract has its own error format (seed 000: SignalWire's 422 errors list).
 SIGNALWIRE_PATHS = frozenset({"/api/chat/tokens"})
+
+# path -> answer(scope, message) -> (status, JSON body) for an oversize body. Paths whose
+# contracts have their own error envelopes are registered here (SIGNALWIRE_PATHS, below) or
+# by their app (agents.apps: seeds 003 and 004); every other path gets 413 {"detail": …}.
+OversizeAnswer = Callable[[dict, str], tuple[int, dict]]
+_oversize_answers: dict[str, OversizeAnswer] = {}
+
+
+def register_oversize_answer(path: str, answer: OversizeAnswer) -> None:
+    _oversize_answers[path] = answer
+
+
+def _default_answer(scope, message: str) -> tuple[int, dict]:
+    return 413, {"detail": message}
+
+
+def _signalwire_answer(scope, message: str) -> tuple[int, dict]:
+    host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")
+    error = signalwire_error(
+        code="body_too_large",
+        message=message,
+        attribute=None,
+        docs_url=f"{scope.get('scheme', 'http')}://{host}/#errors",
+        type_="invalid_request_error",
+    )
+    return 422, {"errors": [error]}
+
+
+for _path in SIGNALWIRE_PATHS:
+    register_oversize_answer(_path, _signalwire_answer)
 
 
 def _content_length(scope) -> int | None:
@@ -27,18 +58,8 @@ def _content_length(scope) -> int | None:
 
 async def _refuse(scope, send, limit: int) -> None:
     message = f"Request body is larger than {limit} bytes."
-    if scope.get("path") in SIGNALWIRE_PATHS:
-        host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")
-        error = signalwire_error(
-            code="body_too_large",
-            message=message,
-            attribute=None,
-            docs_url=f"{scope.get('scheme', 'http')}://{host}/#errors",
-            type_="invalid_request_error",
-        )
-        status, body = 422, {"errors": [error]}
-    else:
-        status, body = 413, {"detail": message}
+    answer = _oversize_answers.get(scope.get("path"), _default_answer)
+    status, body = answer(scope, message)
     payload = json.dumps(body).encode()
     await send(
         {

@@ -100,10 +100,12 @@ def jwt_header(raw: str) -> dict:
 
 
 def jwt_unverified_claims(raw: str) -> dict:
-    """The payload, signature NOT checked: for debugging output only. Raises MalformedToken."""
+    """The claims WITHOUT checking the signature: only for finding which key to check it
+    with (a LiveKit token's jti names its registry row and so its project). Raises
+    MalformedToken."""
     try:
         claims = jwt.decode(raw, options={"verify_signature": False})
-    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+    except (jwt.PyJWTError, ValueError, TypeError, json.JSONDecodeError) as exc:
         raise MalformedToken(str(exc)) from None
     if not isinstance(claims, dict):
         raise MalformedToken("claims are not an object")

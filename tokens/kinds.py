@@ -36,6 +36,9 @@ class TokenKind:
     # Optional, for debugging only (`manage.py debugtoken`): raw -> the fields a token of this
     # kind carries, read without checking anything. JWT kinds need none (their payload is read).
     peek: Callable[[str], dict] | None = None
+    # Largest token of this kind accepted, when more than MAX_TOKEN_BYTES (a LiveKit token
+    # carries prompts in its dispatch metadata). Only a token its `sniff` claims gets it.
+    max_bytes: int | None = None
 
 
 _registry: dict[str, TokenKind] = {}
@@ -52,6 +55,14 @@ def get(name: str) -> TokenKind:
 
 def all_kinds() -> list[TokenKind]:
     return list(_registry.values())
+
+
+def max_bytes_for(raw: str) -> int | None:
+    """The larger size limit a sniffing kind claims for `raw`, if any."""
+    for kind in _registry.values():
+        if kind.max_bytes is not None and kind.sniff is not None and kind.sniff(raw):
+            return kind.max_bytes
+    return None
 
 
 def by_typ(typ) -> TokenKind | None:

@@ -355,13 +355,23 @@ def _decode(raw: str, kind: str | None) -> Decoded:
     return _decode_project_jwt(raw, None)
 
 
+def _within_kind_limit(raw: str) -> bool:
+    if len(raw) > roomkey_settings.MAX_BODY_BYTES:
+        return False
+    try:
+        limit = kinds.max_bytes_for(raw)
+    except Exception:
+        return False
+    return limit is not None and len(raw) <= limit
+
+
 def token_decode(raw, *, kind: str | None = None) -> Decoded:
     """Check a token's form, signature and kind, but not expiry or revocation.
 
     Raises InvalidToken; never anything else for any input.
     """
     if isinstance(raw, bytes):
-        if len(raw) > roomkey_settings.MAX_TOKEN_BYTES:
+        if len(raw) > roomkey_settings.MAX_BODY_BYTES:
             raise InvalidToken("oversize")
         try:
             raw = raw.decode("ascii")
@@ -369,8 +379,9 @@ def token_decode(raw, *, kind: str | None = None) -> Decoded:
             raise InvalidToken("malformed") from None
     if not isinstance(raw, str):
         raise InvalidToken("malformed")
-    # Oversize tokens are refused before any decoding work is spent on them.
-    if len(raw) > roomkey_settings.MAX_TOKEN_BYTES:
+    # Oversize tokens are refused before any decoding work is spent on them, unless a kind
+    # that allows larger tokens recognises the header (sniffing reads the header only).
+    if len(raw) > roomkey_settings.MAX_TOKEN_BYTES and not _within_kind_limit(raw):
         raise InvalidToken("oversize")
     if not raw or not raw.isascii():
         raise InvalidToken("malformed")

@@ -1,9 +1,71 @@
-"""Fixtures of the call-session and tool-token tests (issue 5)."""
+"""Fixtures of the agents tests: agents, versions and assistants (issue 3), call sessions and
+tool secrets (issue 5), made through the services."""
 
 import pytest
 
 from agents import services, tooltokens
+from agents.models import Agent, Assistant
 from agents.sessionmanager import SessionManager
+
+
+def make_agent(project, *, name="Support", dispatch_name="support-agent", publish=True):
+    agent = Agent.objects.create(project=project, name=name, dispatch_name=dispatch_name)
+    version = services.agent_version_create(
+        agent=agent, prompt="You are support.", first_message="Hi, support here."
+    )
+    if publish:
+        services.agent_version_publish(version=version)
+        version.refresh_from_db()
+        services.agent_set_active_version(agent=agent, version=version)
+    return agent, version
+
+
+@pytest.fixture
+def agent_and_version(project):
+    return make_agent(project)
+
+
+@pytest.fixture
+def agent(agent_and_version):
+    return agent_and_version[0]
+
+
+@pytest.fixture
+def version(agent_and_version):
+    return agent_and_version[1]
+
+
+@pytest.fixture
+def draft(agent):
+    return services.agent_version_create(agent=agent, prompt="draft prompt", first_message="d")
+
+
+@pytest.fixture
+def assistant(project):
+    return Assistant.objects.create(
+        project=project,
+        name="Concierge",
+        dispatch_name="concierge",
+        prompt_template="Help {{name}} on the {{ plan }} plan. Unknown: [{{missing}}]",
+        first_message_template="Hello {{name}}!",
+    )
+
+
+@pytest.fixture
+def other_project(other_project_and_key):
+    return other_project_and_key[0]
+
+
+@pytest.fixture
+def other_agent_and_version(other_project):
+    return make_agent(other_project, dispatch_name="other-agent")
+
+
+@pytest.fixture
+def other_assistant(other_project):
+    return Assistant.objects.create(
+        project=other_project, name="Theirs", dispatch_name="theirs", prompt_template="x"
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -43,21 +43,19 @@ class Command(BaseCommand):
             user.is_staff = user.is_superuser = True
             user.set_password(password)
             user.save()
-            extra = {}
-            for _receiver, response in demo_seeded.send(sender=self.__class__, project=project):
-                extra.update(response or {})
-        result = {
-            "project_id": str(project.pk),
-            "api_key": api_key.raw,
-            "admin_username": ADMIN_USERNAME,
-            "admin_password": password,
-            **extra,
-        }
+            result = {
+                "project_id": str(project.pk),
+                "api_key": api_key.raw,
+                "admin_username": ADMIN_USERNAME,
+                "admin_password": password,
+            }
+            # Other apps' demo data (agents, …), without tokens knowing those apps.
+            for _receiver, extra in demo_seeded.send(sender=self.__class__, project=project):
+                result.update(extra or {})
         if options["json"]:
             self.stdout.write(json.dumps(result))
             return
         base = options["base_url"].rstrip("/")
-        extra_lines = "".join(f"  {name:<14} {value}\n" for name, value in extra.items())
         body = '{"ttl": 60, "channels": {"general": {"read": true, "write": true}}}'
         self.stdout.write(self.style.SUCCESS("Roomkey demo data is ready."))
         self.stdout.write(
@@ -66,9 +64,13 @@ class Command(BaseCommand):
   Admin          {base}/admin/   user {ADMIN_USERNAME}   password {password}
   Project id     {project.pk}
   API key        {api_key.raw}   (a new one on every run; shown once)
-{extra_lines}
+
   Mint a chat token:
     curl -u '{project.pk}:{api_key.raw}' -H 'Content-Type: application/json' \\
       -d '{body}' {base}/api/chat/tokens
 """
         )
+        base_keys = {"project_id", "api_key", "admin_username", "admin_password"}
+        for name, value in result.items():
+            if name not in base_keys:
+                self.stdout.write(f"  {name:<20} {value}")

@@ -1,0 +1,169 @@
+"""LiveKit's token-source contract at POST /api/v1/livekit/token-source (live_server)."""
+
+import json
+
+import httpx
+import pytest
+from livekit.api import TokenVerifier
+
+from agents.models import LiveKitConfig
+from tokens.models import IssuedToken
+
+URL = "/api/v1/livekit/token-source"
+
+
+@pytest.fixture
+def post(live_server, api_key):
+    def call(body, *, key=api_key):
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.post(live_server.url + URL, json=body, headers=headers)
+
+    return call
+
+
+@pytest.fixture
+def verify(settings):
+    return TokenVerifier(settings.LIVEKIT_API_KEY, settings.LIVEKIT_API_SECRET).verify
+
+
+@pytest.mark.django_db(transaction=True)
+def test_all_default_fields(post, verify, settings):
+    response = post(
+        {
+            "room_name": "lobby",
+            "participant_identity": "alice",
+            "participant_name": "Alice",
+            "participant_metadata": '{"tier": "gold"}',
+            "participant_attributes": {"team": "blue"},
+        }
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) == {"server_url", "participant_token"}
+    assert body["server_url"] == settings.LIVEKIT_URL
+    claims = verify(body["participant_token"])
+    assert (claims.identity, claims.name, claims.metadata) == ("alice", "Alice", '{"tier": "gold"}')
+    assert claims.attributes == {"team": "blue"}
+    assert claims.video.room == "lobby" and claims.video.room_join
+    assert claims.video.room_admin is None and claims.video.room_create is None
+    assert claims.room_config is None
+    assert claims.video.can_publish_sources is None  # any source: the caller's room
+    row = IssuedToken.objects.get(kind="livekit")
+    assert (row.subject, row.resource) == ("alice", "lobby")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_empty_request_gets_server_chosen_room_and_identity(post, verify):
+    body = post({}).json()
+    claims = verify(body["participant_token"])
+    assert claims.identity.startswith("participant_") and claims.video.room.startswith("room_")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_room_config_is_refused_unless_the_project_allows_it(post, verify, project, agent):
+    request = {"room_config": {"agents": [{"agent_name": agent.dispatch_name, "metadata": "m"}]}}
+    refused = post(request)
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "detail": "This project does not let clients set: room_config.",
+        "fields": ["room_config"],
+    }
+    LiveKitConfig.objects.create(
+        project=project,
+        token_source_fields=[*LiveKitConfig.DEFAULT_TOKEN_SOURCE_FIELDS, "room_config"],
+    )
+    allowed = post(request)
+    assert allowed.status_code == 201, allowed.text
+    [dispatch] = verify(allowed.json()["participant_token"]).room_config.agents
+    assert (dispatch.agent_name, dispatch.metadata) == ("support-agent", "m")
+    # Only the project's own agents and assistants can be dispatched.
+    stranger = post({"room_config": {"agents": [{"agentName": "someone-else"}]}})
+    assert stranger.status_code == 400
+    assert stranger.json() == {
+        "room_config": ["room_config names agents this project does not have: someone-else."]
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_narrow_allow_list_refuses_the_other_fields(post, project):
+    LiveKitConfig.objects.create(project=project, token_source_fields=["room_name"])
+    assert post({"room_name": "r"}).status_code == 201
+    response = post({"room_name": "r", "participant_identity": "x", "participant_name": "X"})
+    assert response.status_code == 403
+    assert response.json()["fields"] == ["participant_identity", "participant_name"]
+    # null and "" are "not set", and need no permission.
+    assert (
+        post({"room_name": "r", "participant_identity": "", "participant_name": None}).status_code
+        == 201
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("field", "at_limit", "over"),
+    [
+        ("room_name", "r" * 256, "r" * 257),
+        ("participant_identity", "i" * 256, "i" * 257),
+        ("participant_name", "n" * 256, "n" * 257),
+        ("participant_metadata", "m" * 512 * 1024, "m" * (512 * 1024 + 1)),
+        ("participant_attributes", {"k": "v" * (64 * 1024 - 1)}, {"k": "v" * (64 * 1024)}),
+    ],
+)
+def test_livekit_limits_at_n_and_n_plus_1(post, verify, field, at_limit, over):
+    ok = post({field: at_limit})
+    assert ok.status_code == 201, ok.text[:200]
+    verify(ok.json()["participant_token"])
+    refused = post({field: over})
+    assert refused.status_code == 400
+    [message] = refused.json()[field]
+    assert "LiveKit's limit" in message
+    assert IssuedToken.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_source_token_can_be_introspected_even_when_large(post, live_server, api_key):
+    token = post({"participant_metadata": "m" * 512 * 1024}).json()["participant_token"]
+    assert len(token) > 8 * 1024
+    answer = httpx.post(
+        live_server.url + "/api/v1/tokens/introspect",
+        data={"token": token},
+        headers={"Authorization": f"Bearer {api_key}"},
+    ).json()
+    assert answer["active"] is True and answer["kind"] == "livekit"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"room_name": 5}, "room_name"),
+        ({"participant_attributes": {"a": 1}}, "participant_attributes"),
+        ({"participant_attributes": "x"}, "participant_attributes"),
+        ({"room_config": {"agents": [{"agentName": "a"}], "maxParticipants": 2}}, "room_config"),
+        ({"room_config": {"agents": [{"metadata": "no name"}]}}, "room_config"),
+        ({"room_config": []}, "room_config"),
+    ],
+)
+def test_400_invalid_fields(post, body, field):
+    response = post(body)
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_401_and_malformed_json(post, live_server, api_key):
+    assert post({}, key=None).status_code == 401
+    response = httpx.post(
+        live_server.url + URL,
+        content=b"{",
+        headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400 and "detail" in response.json()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_503_without_livekit_credentials(post, settings):
+    settings.LIVEKIT_API_SECRET = ""
+    response = post({})
+    assert response.status_code == 503
+    assert json.loads(response.text) == {"detail": "LiveKit is not configured for this project."}
