@@ -46,8 +46,11 @@ class _SeedEndpoint(RoomkeyAPIView):
     `status, message` in the contract's own envelope (`envelope`)."""
 
     parser_classes = [BoundedJSONParser]
+    # POST only: OPTIONS would answer DRF's metadata (the view's docstring) outside the
+    # contract's envelope, and HEAD is no use; both are a 405 in the envelope.
+    http_method_names = ["post"]
     unauthorized = "Invalid or missing API key."
-    not_configured_status = 500
+    internal_error = "Internal server error."
 
     def envelope(self, message: str) -> dict:
         raise NotImplementedError
@@ -72,20 +75,16 @@ class _SeedEndpoint(RoomkeyAPIView):
         if isinstance(exc, exceptions.ValidationError):
             return self.answer(422, _first_error(exc.detail))
         if isinstance(exc, exceptions.MethodNotAllowed):
-            return self.answer(405, str(exc.detail), Allow="POST, OPTIONS")
+            return self.answer(405, str(exc.detail))
         if isinstance(exc, exceptions.APIException):
             # Malformed or deeply nested JSON, a body over the limit, a wrong content type:
             # all invalid bodies.
             return self.answer(422, str(exc.detail))
         if isinstance(exc, services.LiveKitNotConfigured):
             log.error("LiveKit is not configured for project %s", self.request.user.project.pk)
-            return self.answer(
-                self.not_configured_status, "LiveKit is not configured for this project."
-            )
+            return self.answer(500, "LiveKit is not configured for this project.")
         log.exception("unexpected error in %s", type(self).__name__)
         return self.answer(500, self.internal_error)
-
-    internal_error = "Internal server error."
 
 
 class SessionTokenView(_SeedEndpoint):

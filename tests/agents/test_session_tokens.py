@@ -162,6 +162,16 @@ def test_401(post, agent, key):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "header", ["Bearer", "Bearer a b", "Token abc", "Basic !!!", "Basic YTpi", b"Bearer \xe9"]
+)
+def test_401_for_odd_authorization_headers(post, agent, header):
+    response = post({"agent_id": str(agent.pk)}, key=None, headers={"Authorization": header})
+    assert response.status_code == 401
+    assert response.json() == {"error": "Invalid or missing API key."}
+
+
+@pytest.mark.django_db(transaction=True)
 def test_404_unknown_and_other_projects_agent_are_identical(post, other_agent_and_version):
     other_agent, _other_version = other_agent_and_version
     unknown = post({"agent_id": str(uuid.uuid4())})
@@ -240,8 +250,14 @@ def test_422_malformed_json(post, raw):
 def test_wrong_content_type_and_method(post, live_server, api_key):
     response = post(None, raw=b"agent_id=x", headers={"Content-Type": "text/plain"})
     assert response.status_code == 422 and "Unsupported media type" in response.json()["error"]
-    got = httpx.get(live_server.url + URL, headers={"Authorization": f"Bearer {api_key}"})
-    assert got.status_code == 405 and got.json() == {"error": 'Method "GET" not allowed.'}
+    auth = {"Authorization": f"Bearer {api_key}"}
+    for method in ("GET", "PUT", "DELETE", "OPTIONS"):
+        got = httpx.request(method, live_server.url + URL, headers=auth)
+        assert got.status_code == 405 and got.json() == {"error": f'Method "{method}" not allowed.'}
+        assert got.headers["Allow"] == "POST"
+    # Without a key the 401 comes first, in the envelope too.
+    got = httpx.options(live_server.url + URL)
+    assert got.status_code == 401 and got.json() == {"error": "Invalid or missing API key."}
 
 
 @pytest.mark.django_db(transaction=True)

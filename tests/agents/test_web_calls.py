@@ -103,6 +103,18 @@ def test_401(post, assistant, key):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "header", ["Bearer", "Bearer a b", "Token abc", "Basic !!!", "Basic YTpi", b"Bearer \xe9"]
+)
+def test_401_for_odd_authorization_headers(post, assistant, header):
+    response = post(
+        {"assistant_id": str(assistant.pk)}, key=None, headers={"Authorization": header}
+    )
+    assert response.status_code == 401
+    assert response.json() == failure("Invalid or missing Bearer token.")
+
+
+@pytest.mark.django_db(transaction=True)
 def test_404_unknown_other_project_and_non_uuid_are_identical(post, other_assistant):
     answers = [
         post({"assistant_id": value})
@@ -193,6 +205,10 @@ def test_500_when_livekit_is_not_configured(post, assistant, settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_405_in_the_envelope(live_server, api_key):
-    response = httpx.get(live_server.url + URL, headers={"Authorization": f"Bearer {api_key}"})
-    assert response.status_code == 405
-    assert response.json() == failure('Method "GET" not allowed.')
+    auth = {"Authorization": f"Bearer {api_key}"}
+    for method in ("GET", "PUT", "PATCH", "DELETE", "OPTIONS"):
+        response = httpx.request(method, live_server.url + URL, headers=auth)
+        assert response.status_code == 405, method
+        assert response.json() == failure(f'Method "{method}" not allowed.')
+        assert response.headers["Allow"] == "POST"
+    assert httpx.head(live_server.url + URL, headers=auth).status_code == 405
