@@ -85,6 +85,41 @@ def test_debugtoken_expired_chat_token(project):
     assert report["reason"] == "expired"
 
 
+def test_debugtoken_voice_and_livekit_tokens(project, agent, version, assistant):
+    voice = services.session_token_issue(project=project, agent_id=agent.pk)
+    report = debug(voice.token)
+    assert report["kind"] == "voice" and report["valid"] is True
+    assert report["claims"]["agent_id"] == str(agent.pk)
+    assert report["subject"] == str(voice.session.pk)
+    webrtc = services.session_token_issue(project=project, agent_id=agent.pk, transport="webrtc")
+    report = debug(webrtc.token)
+    assert report["kind"] == "livekit" and report["valid"] is True
+    assert report["subject"] == webrtc.identity
+    assert report["claims"]["video"]["room"] == webrtc.room
+    call = services.web_call_issue(project=project, assistant_id=assistant.pk, metadata={})
+    token_services.token_revoke(jti=debug(call.token)["jti"], reason="testing")
+    report = debug(call.token)
+    assert report["kind"] == "livekit" and report["reason"] == "revoked"
+    assert report["registry"]["resource"] == call.room.name
+
+
+def test_debugtoken_labels_line_up(project, session):
+    issued = services.tool_token_issue(session=session, function="fn")
+    lines = run("debugtoken", issued.token).splitlines()
+    labelled = [line for line in lines if re.match(r"^[a-z_]+:\s", line)]
+    assert [line.split(":")[0] for line in labelled] == [
+        "kind",
+        "valid",
+        "jti",
+        "project_id",
+        "subject",
+        "issued_at",
+        "expires_at",
+    ]
+    # Every value starts in the same column, one space after the longest label.
+    assert {len(line) - len(line[line.index(":") + 1 :].lstrip()) for line in labelled} == {12}
+
+
 @pytest.mark.parametrize("garbage", ["garbage", "a.b.c", "YWJj", "x" * 10240])
 def test_debugtoken_garbage(db, garbage):
     report = debug(garbage)

@@ -5,6 +5,9 @@ from django.core.management.base import BaseCommand
 
 from tokens import crypto, kinds, services
 
+# Labels end in one column: the longest ("expires_at:") and a space.
+LABEL_WIDTH = len("expires_at:")
+
 EXPLAIN = {
     "malformed": "not a token Roomkey can parse",
     "oversize": "longer than ROOMKEY['MAX_TOKEN_BYTES']",
@@ -94,18 +97,22 @@ class Command(BaseCommand):
         self._print(report)
 
     def _print(self, report: dict) -> None:
-        self.stdout.write(f"kind:        {report['kind'] or 'unknown'}")
+        def line(label, value, style=None):
+            text = f"{label + ':':<{LABEL_WIDTH}} {value}"
+            self.stdout.write(style(text) if style else text)
+
+        line("kind", report["kind"] or "unknown")
         if report["valid"]:
-            self.stdout.write(self.style.SUCCESS("valid:       yes"))
+            line("valid", "yes", self.style.SUCCESS)
         else:
             reason = f"{report['reason']} ({report['explanation']})"
             registry = report.get("registry") or {}
             if registry.get("revoke_reason"):
                 reason += f": {registry['revoke_reason']}"
-            self.stdout.write(self.style.ERROR(f"valid:       no — {reason}"))
+            line("valid", f"no — {reason}", self.style.ERROR)
         for name in ("jti", "project_id", "subject", "issued_at", "expires_at"):
             if name in report:
-                self.stdout.write(f"{name + ':':<10} {report[name]}")
+                line(name, report[name])
         if report["signature_checked"]:
             self.stdout.write("claims (signature checked):")
             self.stdout.write(json.dumps(report["claims"], indent=2, default=str))
