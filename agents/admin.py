@@ -1,6 +1,8 @@
-"""Staff manage agents and assistants, and inspect and end rooms and voice sessions.
+"""Staff manage agents, versions, assistants and per-project LiveKit settings; inspect and end
+rooms, voice sessions and call sessions; revoke tool tokens and rotate tool secrets.
 
-Every write goes through agents.services, like the API's."""
+Every write goes through agents.services, like the API's. Secrets (LiveKit API secrets, tool
+secrets) are never displayed; a rotated tool secret is shown once."""
 
 import json
 
@@ -361,8 +363,7 @@ class LiveKitConfigAdmin(admin.ModelAdmin):
         return ("project", "url", "api_key", "api_secret", "clear_secret", "token_source_fields")
 
 
-def _staff_label(request) -> str:
-    return f"admin:{request.user.get_username()}"
+# --- Call sessions, tool tokens and tool secrets (issue 5) ------------------------------------
 
 
 class ToolTokenInline(admin.TabularInline):

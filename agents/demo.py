@@ -1,4 +1,5 @@
-"""Demo data for `seed_demo` (connected to tokens.signals.demo_seeded)."""
+"""Demo data for `seed_demo` (receivers of tokens.signals.demo_seeded, connected in apps.py):
+an agent and an assistant (issue 3), and the project's tool secret (issue 5)."""
 
 from django.conf import settings
 
@@ -44,3 +45,9 @@ def seed_demo_agents(sender, *, project, **kwargs) -> dict:
         "livekit_api_key": credentials.api_key,
         "livekit_api_secret": credentials.api_secret,
     }
+
+
+def seed_demo_tool_secret(sender, *, project, **kwargs) -> dict:
+    # The demo prints the raw secret because a signalwire-sdk agent needs it as `secret_key`;
+    # seed_demo runs only with DEBUG on.
+    return {"tool_secret": services.tool_secret_get_or_create(project=project).secret}

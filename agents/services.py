@@ -1,7 +1,6 @@
 """Writes of the agents app: keyword-only, atomic verbs called by the API, the admin, the
 WebSocket consumer and the commands alike."""
 
-import json
 import math
 import time
 import uuid
@@ -546,6 +545,8 @@ def voice_session_started_event(session: VoiceSession) -> dict:
     }
 
 
+# --- Call sessions and tool tokens (issue 5, seed 001) ------------------------------------
+
 METADATA_KEY_MAX = 256
 METADATA_MAX_DEPTH = 32
 CALL_ID_ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-~:@")
@@ -618,7 +619,7 @@ def function_problem(function) -> str | None:
 
 def metadata_chars(metadata: dict) -> int:
     """The length the size limit counts: compact JSON, a non-ASCII character counting as one."""
-    return len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False))
+    return len(livekit.compact_json(metadata))
 
 
 def metadata_problem(metadata) -> str | None:
