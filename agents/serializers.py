@@ -1,6 +1,7 @@
 """Request shapes and validation, no side effects. Limits are documented in the README."""
 
 import math
+import unicodedata
 import uuid
 
 from rest_framework import serializers
@@ -30,14 +31,48 @@ class StrictUUIDField(serializers.UUIDField):
         return super().to_internal_value(data)
 
 
-class OverrideField(StrictCharField):
-    """An optional override: absent or null means none; "" is an override to nothing."""
+class _Optional:
+    """Optional, and null or "" allowed (what they mean is the field's to say)."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("required", False)
         kwargs.setdefault("allow_null", True)
         kwargs.setdefault("allow_blank", True)
         super().__init__(**kwargs)
+
+
+_TEXT_WHITESPACE = frozenset("\t\n\r")
+
+
+def _bad_text(value: str) -> bool:
+    """Control characters other than tabs and line breaks (NUL among them), or unpaired
+    surrogates (which no UTF-8 consumer, LiveKit or PostgreSQL, takes)."""
+    return any(
+        (unicodedata.category(c) == "Cc" and c not in _TEXT_WHITESPACE) or "\ud800" <= c <= "\udfff"
+        for c in value
+    )
+
+
+class TextField(StrictCharField):
+    """Free text (a prompt, a first message, participant metadata): unlike a name, it may hold
+    tabs, line breaks and bidirectional marks; other control characters and unpaired
+    surrogates are refused."""
+
+    default_error_messages = {
+        "characters": "Must not contain control characters other than tabs and line breaks, "
+        "or unpaired surrogates."
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        if _bad_text(data):
+            self.fail("characters")
+        return serializers.CharField.to_internal_value(self, data)
+
+
+class OverrideField(_Optional, TextField):
+    """An optional override: absent or null means none; "" is an override to nothing."""
 
 
 class SessionTokenRequestSerializer(serializers.Serializer):
@@ -103,24 +138,27 @@ class WebCallRequestSerializer(serializers.Serializer):
 # --- LiveKit token source -------------------------------------------------------------------
 
 
-class OptionalStringField(StrictCharField):
+class OptionalStringField(_Optional, StrictCharField):
     """Absent, null and "" all mean "let the server choose"."""
 
-    def __init__(self, **kwargs):
-        kwargs.setdefault("required", False)
-        kwargs.setdefault("allow_null", True)
-        kwargs.setdefault("allow_blank", True)
-        super().__init__(**kwargs)
+
+class OptionalTextField(_Optional, TextField):
+    """Absent, null and "" all mean "none"."""
 
 
 class StringMapField(serializers.Field):
-    default_error_messages = {"invalid": "Must be an object of string values."}
+    default_error_messages = {
+        "invalid": "Must be an object of string values.",
+        "characters": TextField.default_error_messages["characters"],
+    }
 
     def to_internal_value(self, data):
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             self.fail("invalid")
         if any(_has_forbidden_characters(k) for k in data):
             self.fail("invalid")
+        if any(_bad_text(v) for v in data.values()):
+            self.fail("characters")
         return data
 
     def to_representation(self, value):
@@ -167,7 +205,7 @@ class TokenSourceRequestSerializer(serializers.Serializer):
     room_name = OptionalStringField()
     participant_identity = OptionalStringField()
     participant_name = OptionalStringField()
-    participant_metadata = OptionalStringField()
+    participant_metadata = OptionalTextField()
     participant_attributes = StringMapField(required=False, allow_null=True)
     room_config = RoomConfigField(required=False, allow_null=True)
 

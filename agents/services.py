@@ -51,6 +51,10 @@ class LiveKitNotConfigured(Exception):
     """No LiveKit URL, API key or secret for the project, in its config or the settings."""
 
 
+class RoomEnded(Exception):
+    """A token was asked for a room that has been ended (its tokens are revoked)."""
+
+
 class FieldsNotAllowed(Exception):
     def __init__(self, fields: list[str]):
         super().__init__(", ".join(fields))
@@ -437,7 +441,8 @@ def token_source_issue(
 ) -> IssuedLiveKit:
     """LiveKit's token-source contract: `request` holds the fields the client sent (already
     shape-checked). Fields the project does not let clients set raise FieldsNotAllowed; an
-    agent dispatch must name one of the project's agents or assistants."""
+    agent dispatch must name one of the project's agents or assistants; a room Roomkey made
+    for another project is NotFound, an ended one RoomEnded."""
     config = selectors.livekit_config(project=project)
     allowed = selectors.token_source_fields(config=config)
     refused = sorted(name for name in request if name not in allowed)
@@ -446,6 +451,16 @@ def token_source_issue(
     credentials = selectors.livekit_credentials(project=project, config=config)
     if not credentials.complete:
         raise LiveKitNotConfigured()
+    room_name = request.get("room_name")
+    if room_name:
+        # A room Roomkey made for another project (a web call, a WebRTC session) is not this
+        # caller's to join, even where both projects share the LiveKit server of the settings;
+        # an ended room takes no new participants.
+        room = Room.objects.filter(name=room_name).only("project_id", "ended_at").first()
+        if room is not None and room.project_id != project.pk:
+            raise NotFound("Room not found.")
+        if room is not None and room.ended_at is not None:
+            raise RoomEnded()
     dispatches = (request.get("room_config") or {}).get("agents") or []
     if dispatches:
         known = selectors.dispatch_names(project=project)
@@ -458,7 +473,7 @@ def token_source_issue(
     return livekit_token_issue(
         project=project,
         identity=request.get("participant_identity") or f"participant_{_random_suffix(12)}",
-        room=request.get("room_name") or f"room_{_random_suffix(12)}",
+        room=room_name or f"room_{_random_suffix(12)}",
         name=request.get("participant_name") or "",
         metadata=request.get("participant_metadata") or "",
         attributes=request.get("participant_attributes") or None,

@@ -191,6 +191,10 @@ class TokenSourceView(RoomkeyAPIView):
             )
         if isinstance(exc, services.Unprocessable | livekit.LimitExceeded):
             return Response({exc.field or "non_field_errors": [exc.message]}, status=400)
+        if isinstance(exc, services.NotFound):
+            exc = exceptions.NotFound()  # as DRF answers an unknown object
+        if isinstance(exc, services.RoomEnded):
+            return Response({"detail": "The room has ended."}, status=status.HTTP_409_CONFLICT)
         if isinstance(exc, services.LiveKitNotConfigured):
             return Response(
                 {"detail": "LiveKit is not configured for this project."},

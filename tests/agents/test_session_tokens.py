@@ -299,3 +299,18 @@ def test_webrtc_without_livekit_credentials_is_a_500_in_the_envelope(post, agent
     assert response.json() == {"error": "LiveKit is not configured for this project."}
     # The websocket transport does not need LiveKit.
     assert post({"agent_id": str(agent.pk)}).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_overrides_are_free_text_with_line_breaks(post, agent, settings):
+    prompt = "You are support.\n\n- Be brief.\n\t- Be kind.\r\n"
+    response = post({"agent_id": str(agent.pk), "transport": "webrtc", "prompt": prompt})
+    assert response.status_code == 200, response.text
+    claims = verifier(settings).verify(response.json()["token"])
+    assert claims.attributes["prompt"] == prompt
+    assert json.loads(claims.room_config.agents[0].metadata)["prompt"] == prompt
+    for bad in ("bell\x07", "nul\x00", "\ud800"):
+        response = post(None, raw=json.dumps({"agent_id": str(agent.pk), "prompt": bad}).encode())
+        assert response.status_code == 422, bad
+        assert response.json()["error"].startswith("prompt: "), response.json()
+    assert IssuedToken.objects.count() == 1

@@ -18,6 +18,7 @@ def post(live_server, api_key):
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.post(live_server.url + URL, json=body, headers=headers)
 
+    call.url, call.headers = live_server.url + URL, {"Authorization": f"Bearer {api_key}"}
     return call
 
 
@@ -167,3 +168,49 @@ def test_503_without_livekit_credentials(post, settings):
     response = post({})
     assert response.status_code == 503
     assert json.loads(response.text) == {"detail": "LiveKit is not configured for this project."}
+
+
+# --- Rooms Roomkey made: another project's is a 404, an ended one a 409 -----------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_another_projects_room_is_a_404_like_an_unknown_object(
+    post, verify, project, other_project, other_assistant, assistant
+):
+    from agents import services
+
+    theirs = services.web_call_issue(
+        project=other_project, assistant_id=other_assistant.pk, metadata={}
+    ).room
+    response = post({"room_name": theirs.name, "participant_identity": "mallory"})
+    assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+    assert not IssuedToken.objects.filter(project=project).exists()
+    # The caller's own room is theirs to join; once ended, no longer.
+    mine = services.web_call_issue(project=project, assistant_id=assistant.pk, metadata={}).room
+    response = post({"room_name": mine.name, "participant_identity": "bob"})
+    assert response.status_code == 201, response.text
+    assert verify(response.json()["participant_token"]).video.room == mine.name
+    services.room_end(room=mine, by="test")
+    response = post({"room_name": mine.name, "participant_identity": "bob"})
+    assert response.status_code == 409 and response.json() == {"detail": "The room has ended."}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_metadata_is_free_text_and_attribute_values_are_checked(post, verify):
+    pretty = '{\n\t"tier": "gold"\n}\r\n'
+    response = post({"participant_metadata": pretty, "participant_attributes": {"a": "x\ny"}})
+    assert response.status_code == 201, response.text
+    claims = verify(response.json()["participant_token"])
+    assert claims.metadata == pretty and claims.attributes == {"a": "x\ny"}
+    for body in (
+        {"participant_metadata": "bell\x07"},
+        {"participant_attributes": {"a": "nul\x00"}},
+        {"participant_attributes": {"a": "\ud800"}},
+    ):
+        response = httpx.post(
+            post.url,
+            content=json.dumps(body).encode(),
+            headers={**post.headers, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 400, body
+        assert set(response.json()) == set(body)
