@@ -7,8 +7,7 @@ own tools use), read where they are needed (agents.selectors.livekit_credentials
 
 from datetime import timedelta
 
-from django.conf import settings
-from django.core.signals import setting_changed
+from tokens.conf import AppSettings
 
 DEFAULTS = {
     "VOICE_SESSION_TTL": timedelta(hours=1),
@@ -21,33 +20,4 @@ DEFAULTS = {
 }
 
 
-class AgentsSettings:
-    def __init__(self):
-        self._cache: dict | None = None
-
-    def _values(self) -> dict:
-        if self._cache is None:
-            self._cache = {**DEFAULTS, **getattr(settings, "ROOMKEY_AGENTS", {})}
-        return self._cache
-
-    def __getattr__(self, name):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        try:
-            return self._values()[name]
-        except KeyError:
-            raise AttributeError(f"Unknown agents setting {name!r}") from None
-
-    def reload(self):
-        self._cache = None
-
-
-agents_settings = AgentsSettings()
-
-
-def _reload(*, setting, **kwargs):
-    if setting == "ROOMKEY_AGENTS":
-        agents_settings.reload()
-
-
-setting_changed.connect(_reload)
+agents_settings = AppSettings("ROOMKEY_AGENTS", DEFAULTS)

@@ -1,6 +1,9 @@
 """Small builders the test modules share."""
 
+import threading
 import time
+
+from django.db import connection
 
 from tokens import crypto, services
 from tokens.models import SigningKey
@@ -31,3 +34,32 @@ def forge_chat_jwt(project, **claims) -> str:
     return crypto.jwt_encode(
         payload, secret=bytes(key.secret), alg="HS512", headers={"typ": "VRT", "kid": key.kid}
     )
+
+
+def run_together(work, n: int) -> list:
+    """Run work(i) in n threads released at the same moment; return the results by i.
+
+    Each thread closes its own database connection. Any exception in a thread fails the
+    test, with the thread's exception; a thread still running after a minute fails it too."""
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+    errors: list = []
+
+    def run(i):
+        try:
+            barrier.wait(timeout=30)
+            results[i] = work(i)
+        except BaseException as exc:  # reported to the test below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+    if errors:
+        raise errors[0]
+    return results

@@ -34,13 +34,19 @@ DEFAULTS = {
 }
 
 
-class RoomkeySettings:
-    def __init__(self):
+class AppSettings:
+    """One settings dict (`settings.<name>`) read key by key with `defaults`, cached until a
+    `setting_changed` for it. Other apps make their own (agents.conf)."""
+
+    def __init__(self, name: str, defaults: dict):
+        self._name = name
+        self._defaults = defaults
         self._cache: dict | None = None
+        setting_changed.connect(self._reload, weak=False)
 
     def _values(self) -> dict:
         if self._cache is None:
-            self._cache = {**DEFAULTS, **getattr(settings, "ROOMKEY", {})}
+            self._cache = {**self._defaults, **getattr(settings, self._name, {})}
         return self._cache
 
     def __getattr__(self, name):
@@ -49,18 +55,14 @@ class RoomkeySettings:
         try:
             return self._values()[name]
         except KeyError:
-            raise AttributeError(f"Unknown Roomkey setting {name!r}") from None
+            raise AttributeError(f"Unknown {self._name} setting {name!r}") from None
 
     def reload(self):
         self._cache = None
 
-
-roomkey_settings = RoomkeySettings()
-
-
-def _reload(*, setting, **kwargs):
-    if setting == "ROOMKEY":
-        roomkey_settings.reload()
+    def _reload(self, *, setting, **kwargs):
+        if setting == self._name:
+            self.reload()
 
 
-setting_changed.connect(_reload)
+roomkey_settings = AppSettings("ROOMKEY", DEFAULTS)

@@ -1,6 +1,7 @@
 """Fixtures of the agents tests: agents, versions and assistants (issue 3), call sessions and
 tool secrets (issue 5), made through the services."""
 
+import httpx
 import pytest
 
 from agents import services, tooltokens
@@ -18,6 +19,25 @@ def make_agent(project, *, name="Support", dispatch_name="support-agent", publis
         version.refresh_from_db()
         services.agent_set_active_version(agent=agent, version=version)
     return agent, version
+
+
+@pytest.fixture
+def live_post(live_server, api_key):
+    """live_post(path) -> post(body, *, key, raw, headers): POST JSON (or `raw` bytes) to the
+    live server with `Authorization: Bearer <key>` (none when key is None)."""
+
+    def for_path(path):
+        def call(body, *, key=api_key, raw=None, headers=None):
+            sent = {"Authorization": f"Bearer {key}"} if key else {}
+            sent.update(headers or {})
+            if raw is not None:
+                sent.setdefault("Content-Type", "application/json")
+                return httpx.post(live_server.url + path, content=raw, headers=sent)
+            return httpx.post(live_server.url + path, json=body, headers=sent)
+
+        return call
+
+    return for_path
 
 
 @pytest.fixture

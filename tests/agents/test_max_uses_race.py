@@ -1,41 +1,14 @@
 """max_uses under concurrency: N validations of a token at once never count more than
 max_uses. Needs PostgreSQL (real row locks, one connection per thread)."""
 
-import threading
-
 import pytest
-from django.db import connection
 
 from agents import services, tooltokens
 from agents.models import ToolToken
+from tests.helpers import run_together
 from tokens.models import IssuedToken
 
 THREADS = 8
-
-
-def _run_together(work, n=THREADS):
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-    errors: list = []
-
-    def run(i):
-        try:
-            barrier.wait(timeout=30)
-            results[i] = work(i)
-        except BaseException as exc:  # reported to the test below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a validating thread hung"
-    if errors:
-        raise errors[0]
-    return results
 
 
 @pytest.mark.postgres
@@ -46,10 +19,11 @@ def test_concurrent_validations_never_exceed_max_uses(project, max_uses, attempt
     issued = services.tool_token_issue(session=session, function="fn", max_uses=max_uses)
     tooltokens.forget_all()
 
-    results = _run_together(
+    results = run_together(
         lambda i: services.tool_token_validate(
             project=project, call_id=session.call_id, function="fn", token=issued.token
-        )
+        ),
+        THREADS,
     )
 
     assert sum(r.valid for r in results) == max_uses
@@ -73,7 +47,7 @@ def test_end_session_racing_issue_leaves_no_live_token(project):
         except services.SessionEnded:
             return None
 
-    tokens = [t for t in _run_together(work)[1:] if t]
+    tokens = [t for t in run_together(work, THREADS)[1:] if t]
     assert IssuedToken.objects.filter(kind="tool", revoked_at__isnull=True).count() == 0
     for token in tokens:
         check = services.tool_token_validate(

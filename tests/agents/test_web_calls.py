@@ -21,16 +21,8 @@ def failure(message):
 
 
 @pytest.fixture
-def post(live_server, api_key):
-    def call(body, *, key=api_key, raw=None, headers=None):
-        sent = {"Authorization": f"Bearer {key}"} if key else {}
-        sent.update(headers or {})
-        if raw is not None:
-            sent.setdefault("Content-Type", "application/json")
-            return httpx.post(live_server.url + URL, content=raw, headers=sent)
-        return httpx.post(live_server.url + URL, json=body, headers=sent)
-
-    return call
+def post(live_post):
+    return live_post(URL)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -9,8 +9,8 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 
+from tests.helpers import run_together
 from tokens import services
 from tokens.models import IssuedToken
 from tokens.signals import tokens_revoked
@@ -42,34 +42,6 @@ def announced():
     tokens_revoked.disconnect(receiver)
 
 
-def _run_together(work, n=THREADS):
-    """Run work(i) in n threads released at the same moment; return the results by i.
-
-    Any exception in a thread fails the test, with the thread's exception."""
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-    errors: list = []
-
-    def run(i):
-        try:
-            barrier.wait(timeout=30)
-            results[i] = work(i)
-        except BaseException as exc:  # reported to the test below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a revoking thread hung"
-    if errors:
-        raise errors[0]
-    return results
-
-
 # --- Concurrent (PostgreSQL) ----------------------------------------------------------------
 
 
@@ -80,8 +52,8 @@ def test_concurrent_revokes_of_one_token_revoke_it_once(project, announced, atte
     (issued,) = _issue(project)
     jti = issued.row.jti
 
-    results = _run_together(
-        lambda i: services.token_revoke(jti=jti, by=f"thread-{i}", reason=f"race {i}")
+    results = run_together(
+        lambda i: services.token_revoke(jti=jti, by=f"thread-{i}", reason=f"race {i}"), THREADS
     )
 
     assert results.count(True) == 1
@@ -114,11 +86,12 @@ def test_concurrent_revoke_many_revokes_each_row_once(
     # Overlapping selections, some spanning both projects, one of all.
     subsets = [rng.sample(jtis, 16) for _ in range(THREADS - 1)] + [jtis]
 
-    results = _run_together(
+    results = run_together(
         lambda i: services.token_revoke_many(
             queryset=IssuedToken.objects.filter(jti__in=subsets[i]).order_by(ORDERINGS[i]),
             by=f"thread-{i}",
-        )
+        ),
+        THREADS,
     )
 
     assert sum(results) == len(jtis)
@@ -143,7 +116,7 @@ def test_concurrent_single_and_bulk_revokes(project, announced):
             return int(services.token_revoke(jti=jtis[i % len(jtis)]))
         return services.token_revoke_many(queryset=IssuedToken.objects.filter(project=project))
 
-    results = _run_together(work)
+    results = run_together(work, THREADS)
 
     assert sum(results) == len(jtis)
     assert sorted(jti for jti, _ in announced) == sorted(jtis)
