@@ -209,9 +209,12 @@ def summary(phase: Phase) -> dict:
 
 
 async def drive(
-    base_url: str, api_key: str, server_pid: int
+    base_url: str, api_key: str, server_pid: int, targets: dict | None = None
 ) -> tuple[dict[str, Phase], dict[str, Phase]]:
-    """Warm-up phases, then the measured totals, per endpoint."""
+    """Warm-up phases, then the measured totals, per endpoint. `targets`: name -> (path,
+    marker, payload or None for ISSUE_BODY); ENDPOINTS by default."""
+    if targets is None:
+        targets = {name: (path, marker, None) for name, (path, marker) in ENDPOINTS.items()}
     # One client of one keep-alive connection per worker: httpx's pool costs CPU per
     # request that grows with its size, and the client shares the machine with the server.
     clients = [
@@ -225,14 +228,16 @@ async def drive(
     ]
     try:
         warm = {
-            name: await run_phase(clients, path, marker, WARMUP, server_pid)
-            for name, (path, marker) in ENDPOINTS.items()
+            name: await run_phase(clients, path, marker, WARMUP, server_pid, payload=body)
+            for name, (path, marker, body) in targets.items()
         }
-        totals = {name: Phase(requests=0) for name in ENDPOINTS}
+        totals = {name: Phase(requests=0) for name in targets}
         per_round = [REQUESTS // ROUNDS + (i < REQUESTS % ROUNDS) for i in range(ROUNDS)]
-        for n in per_round:  # A B A B ...: drift over the run hits both endpoints
-            for name, (path, marker) in ENDPOINTS.items():
-                totals[name].add(await run_phase(clients, path, marker, n, server_pid))
+        for n in per_round:  # A B A B ...: drift over the run hits every endpoint
+            for name, (path, marker, body) in targets.items():
+                totals[name].add(
+                    await run_phase(clients, path, marker, n, server_pid, payload=body)
+                )
         return warm, totals
     finally:
         for client in clients:
@@ -365,28 +370,37 @@ def stop_server(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def bench_backend(label: str, database_url: str, workdir: Path) -> dict:
-    env = server_env(database_url)
-    manage(env, "migrate", "--noinput")
-    created = json.loads(manage(env, "createproject", "bench", "--json").strip().splitlines()[-1])
-    api_key = created["api_key"]
+def measure(env: dict, api_key: str, log_path: Path, targets: dict | None = None):
+    """Start uvicorn with `env`, warm up and measure `targets` (see drive), stop it. Returns
+    the per-endpoint summaries (warm-up failures fail the run as well) and the server log."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    log_path = workdir / f"uvicorn-{label}.log"
     with log_path.open("wb") as log:
         proc = start_server(env, port, log)
         try:
             run_async(wait_ready(proc, base_url, api_key, log_path))
-            warm, totals = run_async(drive(base_url, api_key, proc.pid))
+            warm, totals = run_async(drive(base_url, api_key, proc.pid, targets))
         finally:
             stop_server(proc)
-    server_log = log_path.read_text(errors="replace").strip()
     results = {name: summary(phase) for name, phase in totals.items()}
-    for name, phase in warm.items():  # failures in the warm-up fail the run as well
+    for name, phase in warm.items():
         results[name]["warmup_failures"] = phase.failures
         results[name]["failure_samples"] = (
             phase.failure_samples + results[name]["failure_samples"]
         )[:5]
+    return results, log_path.read_text(errors="replace").strip()
+
+
+def create_project(env: dict) -> dict:
+    """`createproject bench --json`: {project_id, api_key, …}."""
+    return json.loads(manage(env, "createproject", "bench", "--json").strip().splitlines()[-1])
+
+
+def bench_backend(label: str, database_url: str, workdir: Path) -> dict:
+    env = server_env(database_url)
+    manage(env, "migrate", "--noinput")
+    api_key = create_project(env)["api_key"]
+    results, server_log = measure(env, api_key, workdir / f"uvicorn-{label}.log")
     trivial, issuance = results["trivial"]["req_per_s"], results["issuance"]["req_per_s"]
     return {
         "backend": label,
@@ -394,6 +408,19 @@ def bench_backend(label: str, database_url: str, workdir: Path) -> dict:
         "ratio": round(issuance / trivial, 3) if trivial else None,
         "server_log_tail": server_log[-2000:],
     }
+
+
+def backend_urls(workdir: Path, errors: list[str]) -> list[tuple[str, str]]:
+    """(label, database URL) of each backend in BENCH_BACKENDS; an unknown one is an error."""
+    found = []
+    for backend in BACKENDS:
+        if backend == "sqlite":
+            found.append(("sqlite", f"sqlite:///{workdir / 'bench.sqlite3'}"))
+        elif backend == "postgres":
+            found.append(("postgresql", POSTGRES_URL))
+        else:
+            errors.append(f"unknown backend {backend!r} in BENCH_BACKENDS")
+    return found
 
 
 # --- Reporting ----------------------------------------------------------------------------
@@ -512,14 +539,7 @@ def main() -> int:
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="roomkey-bench-") as tmp:
         workdir = Path(tmp)
-        for backend in BACKENDS:
-            if backend == "sqlite":
-                label, url = "sqlite", f"sqlite:///{workdir / 'bench.sqlite3'}"
-            elif backend == "postgres":
-                label, url = "postgresql", POSTGRES_URL
-            else:
-                errors.append(f"unknown backend {backend!r} in BENCH_BACKENDS")
-                continue
+        for label, url in backend_urls(workdir, errors):
             try:
                 if label == "postgresql":
                     pg_version = postgres_reset(url)

@@ -31,29 +31,19 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 from bench.chat_tokens import (
-    BACKENDS,
     CONCURRENCY,
-    POSTGRES_URL,
-    REQUEST_TIMEOUT,
     REQUESTS,
     ROOT,
     ROUNDS,
     WARMUP,
-    Phase,
     SetupError,
-    free_port,
+    backend_urls,
+    create_project,
     machine,
     manage,
+    measure,
     postgres_reset,
-    run_async,
-    run_phase,
-    start_server,
-    stop_server,
-    summary,
-    wait_ready,
 )
 from bench.chat_tokens import server_env as chat_server_env
 
@@ -113,56 +103,14 @@ def server_env(database_url: str) -> dict[str, str]:
     return env
 
 
-async def drive(base_url: str, api_key: str, server_pid: int, targets: dict):
-    clients = [
-        httpx.AsyncClient(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {api_key}"},
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            timeout=REQUEST_TIMEOUT,
-        )
-        for _ in range(CONCURRENCY)
-    ]
-    try:
-        warm = {
-            name: await run_phase(clients, path, marker, WARMUP, server_pid, payload=body)
-            for name, (path, marker, body) in targets.items()
-        }
-        totals = {name: Phase(requests=0) for name in targets}
-        per_round = [REQUESTS // ROUNDS + (i < REQUESTS % ROUNDS) for i in range(ROUNDS)]
-        for n in per_round:
-            for name, (path, marker, body) in targets.items():
-                totals[name].add(
-                    await run_phase(clients, path, marker, n, server_pid, payload=body)
-                )
-        return warm, totals
-    finally:
-        for client in clients:
-            await client.aclose()
-
-
 def bench_backend(label: str, database_url: str, workdir: Path) -> dict:
     env = server_env(database_url)
     manage(env, "migrate", "--noinput")
-    created = json.loads(manage(env, "createproject", "bench", "--json").strip().splitlines()[-1])
+    api_key = create_project(env)["api_key"]
     ids = json.loads(manage(env, "shell", "-c", SETUP_SCRIPT).strip().splitlines()[-1])
-    targets = endpoints(ids)
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    log_path = workdir / f"uvicorn-voice-{label}.log"
-    with log_path.open("wb") as log:
-        proc = start_server(env, port, log)
-        try:
-            run_async(wait_ready(proc, base_url, created["api_key"], log_path))
-            warm, totals = run_async(drive(base_url, created["api_key"], proc.pid, targets))
-        finally:
-            stop_server(proc)
-    results = {name: summary(phase) for name, phase in totals.items()}
-    for name, phase in warm.items():
-        results[name]["warmup_failures"] = phase.failures
-        results[name]["failure_samples"] = (
-            phase.failure_samples + results[name]["failure_samples"]
-        )[:5]
+    results, server_log = measure(
+        env, api_key, workdir / f"uvicorn-voice-{label}.log", endpoints(ids)
+    )
     trivial = results["trivial"]["req_per_s"]
     return {
         "backend": label,
@@ -172,7 +120,7 @@ def bench_backend(label: str, database_url: str, workdir: Path) -> dict:
             for name, r in results.items()
             if name != "trivial"
         },
-        "server_log_tail": log_path.read_text(errors="replace").strip()[-2000:],
+        "server_log_tail": server_log[-2000:],
     }
 
 
@@ -221,14 +169,7 @@ def main() -> int:
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="roomkey-bench-voice-") as tmp:
         workdir = Path(tmp)
-        for backend in BACKENDS:
-            if backend == "sqlite":
-                label, url = "sqlite", f"sqlite:///{workdir / 'bench.sqlite3'}"
-            elif backend == "postgres":
-                label, url = "postgresql", POSTGRES_URL
-            else:
-                errors.append(f"unknown backend {backend!r} in BENCH_BACKENDS")
-                continue
+        for label, url in backend_urls(workdir, errors):
             try:
                 if label == "postgresql":
                     pg_version = postgres_reset(url)
