@@ -531,6 +531,37 @@ def print_report(info: dict, runs: list[dict], skipped: dict, errors: list[str])
                 print(f"    {line[:200]}")
 
 
+def write_results(
+    path: Path, name: str, *, began: float, info: dict, config: dict, runs, skipped, errors, **extra
+) -> int:
+    """Write a run's JSON record to `path` and say where; returns how many requests failed
+    (warm-ups included)."""
+    failures = sum(
+        r["failures"] + r["warmup_failures"] for run in runs for r in run["endpoints"].values()
+    )
+    record = {
+        "benchmark": name,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": info,
+        "config": {
+            "requests_per_endpoint": REQUESTS,
+            "rounds": ROUNDS,
+            "concurrency": CONCURRENCY,
+            "warmup_per_endpoint": WARMUP,
+            **config,
+        },
+        **extra,
+        "runs": runs,
+        "skipped": skipped,
+        "errors": errors,
+        "failures": failures,
+        "duration_s": round(time.monotonic() - began, 1),
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"\nResults written to {path.relative_to(ROOT)} ({time.monotonic() - began:.0f}s).")
+    return failures
+
+
 def main() -> int:
     runs: list[dict] = []
     skipped: dict[str, str] = {}
@@ -565,35 +596,17 @@ def main() -> int:
 
     info = machine(pg_version)
     print_report(info, runs, skipped, errors)
-    failures = sum(
-        r["failures"] + r["warmup_failures"] for run in runs for r in run["endpoints"].values()
+    failures = write_results(
+        RESULTS,
+        "chat_tokens",
+        began=began,
+        info=info,
+        config={"body": ISSUE_BODY, "endpoints": {n: p for n, (p, _) in ENDPOINTS.items()}},
+        runs=runs,
+        skipped=skipped,
+        errors=errors,
+        target={"backend": "postgresql", "min_ratio": TARGET_RATIO},
     )
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "benchmark": "chat_tokens",
-                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "machine": info,
-                "config": {
-                    "requests_per_endpoint": REQUESTS,
-                    "rounds": ROUNDS,
-                    "concurrency": CONCURRENCY,
-                    "warmup_per_endpoint": WARMUP,
-                    "body": ISSUE_BODY,
-                    "endpoints": {name: path for name, (path, _) in ENDPOINTS.items()},
-                },
-                "target": {"backend": "postgresql", "min_ratio": TARGET_RATIO},
-                "runs": runs,
-                "skipped": skipped,
-                "errors": errors,
-                "failures": failures,
-                "duration_s": round(time.monotonic() - began, 1),
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"\nResults written to {RESULTS.relative_to(ROOT)} ({time.monotonic() - began:.0f}s).")
     if failures:
         print(f"FAILED: {failures} requests did not get a 200 (warm-up included).")
         return 1

@@ -34,7 +34,6 @@ from pathlib import Path
 from bench.chat_tokens import (
     CONCURRENCY,
     REQUESTS,
-    ROOT,
     ROUNDS,
     WARMUP,
     SetupError,
@@ -44,6 +43,7 @@ from bench.chat_tokens import (
     manage,
     measure,
     postgres_reset,
+    write_results,
 )
 from bench.chat_tokens import server_env as chat_server_env
 
@@ -181,32 +181,16 @@ def main() -> int:
                 errors.append(f"{label}: {exc}")
     info = machine(pg_version)
     print_report(info, runs, skipped, errors)
-    failures = sum(
-        r["failures"] + r["warmup_failures"] for run in runs for r in run["endpoints"].values()
+    failures = write_results(
+        RESULTS,
+        "voice_tokens",
+        began=began,
+        info=info,
+        config={},
+        runs=runs,
+        skipped=skipped,
+        errors=errors,
     )
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "benchmark": "voice_tokens",
-                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "machine": info,
-                "config": {
-                    "requests_per_endpoint": REQUESTS,
-                    "rounds": ROUNDS,
-                    "concurrency": CONCURRENCY,
-                    "warmup_per_endpoint": WARMUP,
-                },
-                "runs": runs,
-                "skipped": skipped,
-                "errors": errors,
-                "failures": failures,
-                "duration_s": round(time.monotonic() - began, 1),
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"\nResults written to {RESULTS.relative_to(ROOT)} ({time.monotonic() - began:.0f}s).")
     if failures:
         return 1
     return 2 if errors else 0

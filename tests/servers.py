@@ -82,3 +82,14 @@ def uvicorn(env: dict, *, port: int | None = None):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@contextmanager
+def demo_server(tmp_path_factory, name: str):
+    """A served app on a fresh SQLite database with the demo data, as `make run` serves it;
+    yields (base_url, port, `seed_demo --json`, env)."""
+    db = tmp_path_factory.mktemp(name) / "db.sqlite3"
+    env = server_env(f"sqlite:///{db}")
+    demo = prepare_database(env)
+    with uvicorn(env) as (base, port):
+        yield base, port, demo, env

@@ -15,7 +15,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.servers import MANAGE, ROOT, prepare_database, server_env, uvicorn
+from tests.servers import MANAGE, ROOT, demo_server, uvicorn
 from tokens import live
 
 
@@ -59,10 +59,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    db = tmp_path_factory.mktemp("voice") / "db.sqlite3"
-    env = server_env(f"sqlite:///{db}")
-    demo = prepare_database(env)
-    with uvicorn(env) as (base, port):
+    with demo_server(tmp_path_factory, "voice") as (base, port, demo, env):
         yield Served(base, port, demo, env)
 
 

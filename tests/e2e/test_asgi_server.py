@@ -11,15 +11,12 @@ import jwt
 import pytest
 from signalwire.rest import RestClient
 
-from tests.servers import prepare_database, server_env, uvicorn
+from tests.servers import demo_server
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    db = tmp_path_factory.mktemp("served") / "db.sqlite3"
-    env = server_env(f"sqlite:///{db}")
-    demo = prepare_database(env)
-    with uvicorn(env) as (base, port):
+    with demo_server(tmp_path_factory, "served") as (base, port, demo, _env):
         yield base, port, demo
 
 

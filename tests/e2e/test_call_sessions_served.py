@@ -5,15 +5,12 @@ import httpx
 import pytest
 from signalwire.core.security.session_manager import SessionManager as SdkSessionManager
 
-from tests.servers import prepare_database, server_env, uvicorn
+from tests.servers import demo_server
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    db = tmp_path_factory.mktemp("served-calls") / "db.sqlite3"
-    env = server_env(f"sqlite:///{db}")
-    demo = prepare_database(env)
-    with uvicorn(env) as (base, _port):
+    with demo_server(tmp_path_factory, "served-calls") as (base, _port, demo, _env):
         yield base, demo
 
 
