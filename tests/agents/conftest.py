@@ -21,6 +21,68 @@ def make_agent(project, *, name="Support", dispatch_name="support-agent", publis
     return agent, version
 
 
+class LiveHttp:
+    """APIClient's calls (`post(url, data, format=…, content_type=…)`, get, put, patch,
+    delete), sent over real HTTP to a live server with httpx; key None sends no header."""
+
+    def __init__(self, base_url, key=None):
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.client = httpx.Client(base_url=base_url, headers=headers)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.client.close()
+
+    def _send(self, method, url, data=None, content_type=None):
+        if data is None:
+            return self.client.request(method, url)
+        if content_type is not None:
+            if isinstance(data, str):
+                data = data.encode()
+            return self.client.request(
+                method, url, content=data, headers={"Content-Type": content_type}
+            )
+        return self.client.request(method, url, json=data)
+
+    def get(self, url):
+        return self._send("GET", url)
+
+    def post(self, url, data=None, format=None, content_type=None):
+        return self._send("POST", url, data, content_type)
+
+    def put(self, url, data=None, format=None, content_type=None):
+        return self._send("PUT", url, data, content_type)
+
+    def patch(self, url, data=None, format=None, content_type=None):
+        return self._send("PATCH", url, data, content_type)
+
+    def delete(self, url, data=None, format=None, content_type=None):
+        return self._send("DELETE", url, data, content_type)
+
+
+@pytest.fixture
+def live_api(live_server, api_key):
+    """The project's API key, over real HTTP (LiveHttp)."""
+    with LiveHttp(live_server.url, api_key) as http:
+        yield http
+
+
+@pytest.fixture
+def live_client_for(live_server):
+    """live_client_for(key=None) -> LiveHttp with that key (none: no Authorization)."""
+    made = []
+
+    def make(key=None):
+        made.append(LiveHttp(live_server.url, key))
+        return made[-1]
+
+    yield make
+    for http in made:
+        http.client.close()
+
+
 @pytest.fixture
 def live_post(live_server, api_key):
     """live_post(path) -> post(body, *, key, raw, headers): POST JSON (or `raw` bytes) to the

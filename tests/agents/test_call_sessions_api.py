@@ -1,5 +1,5 @@
-"""The call-session REST API (/api/v1/sessions…, /api/v1/tool-tokens/…) through DRF's test
-client: shapes, limits at N and N+1, metadata semantics, tenancy, and error formats."""
+"""The call-session REST API (/api/v1/sessions…, /api/v1/tool-tokens/…) over real HTTP
+(live_server): shapes, limits at N and N+1, metadata semantics, tenancy, and error formats."""
 
 import json
 import uuid
@@ -9,6 +9,19 @@ from signalwire.core.security.session_manager import SessionManager as SdkSessio
 
 from agents.models import Agent, CallSession, ToolToken
 from tokens.models import IssuedToken
+
+# Through real HTTP: `api` and `client_for` talk to live_server.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def api(live_api):
+    return live_api
+
+
+@pytest.fixture
+def client_for(live_client_for):
+    return live_client_for
 
 
 def post(api, url, body):

@@ -6,7 +6,6 @@ from datetime import timedelta
 from io import StringIO
 from urllib.parse import urlencode
 
-import httpx
 import jwt
 import pytest
 from django.core.management import call_command
@@ -24,33 +23,14 @@ INTROSPECT = "/api/v1/tokens/introspect"
 REVOKE = "/api/v1/tokens/revoke"
 
 
-class Http:
-    """The few APIClient calls these tests make, over real HTTP with httpx."""
-
-    def __init__(self, base_url, key):
-        self.client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"})
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.client.close()
-
-    def post(self, url, data=None, format=None, content_type=None):
-        if content_type is not None:
-            return self.client.post(url, content=data, headers={"Content-Type": content_type})
-        return self.client.post(url, json=data)
+@pytest.fixture
+def api(live_api):
+    return live_api
 
 
 @pytest.fixture
-def api(live_server, api_key):
-    with Http(live_server.url, api_key) as http:
-        yield http
-
-
-@pytest.fixture
-def client_for(live_server):
-    return lambda key: Http(live_server.url, key)
+def client_for(live_client_for):
+    return live_client_for
 
 
 def _send(client, url, token, encoding="json"):
