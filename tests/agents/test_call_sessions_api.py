@@ -313,6 +313,16 @@ def test_validate_reasons_over_the_api(api, made):
     assert validate(once) == {"valid": False, "reason": "used_up"}
 
 
+def test_validate_call_id_and_function_limits_at_n_and_n_plus_1(api, made):
+    for field in ("call_id", "function"):
+        body = {"call_id": "call-1", "function": "fn", "token": "x", field: "c" * 1024}
+        answer = post(api, "/api/v1/tool-tokens/validate", body)
+        assert answer.status_code == 200 and answer.json()["valid"] is False
+        body[field] = "c" * 1025
+        answer = post(api, "/api/v1/tool-tokens/validate", body)
+        assert answer.status_code == 400 and set(answer.json()) == {field}
+
+
 def test_validate_requires_call_id_and_function(api):
     response = post(api, "/api/v1/tool-tokens/validate", {"token": "x"})
     assert response.status_code == 400

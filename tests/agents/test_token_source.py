@@ -214,3 +214,27 @@ def test_metadata_is_free_text_and_attribute_values_are_checked(post, verify):
         )
         assert response.status_code == 400, body
         assert set(response.json()) == set(body)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dispatch_count_and_metadata_limits_at_n_and_n_plus_1(post, verify, project, agent):
+    LiveKitConfig.objects.create(
+        project=project,
+        token_source_fields=[*LiveKitConfig.DEFAULT_TOKEN_SOURCE_FIELDS, "room_config"],
+    )
+
+    def dispatching(count, metadata=""):
+        agents = [{"agentName": agent.dispatch_name, "metadata": metadata}] * count
+        return post({"room_config": {"agents": agents}})
+
+    ok = dispatching(8)
+    assert ok.status_code == 201, ok.text
+    assert len(verify(ok.json()["participant_token"]).room_config.agents) == 8
+    assert dispatching(9).status_code == 400
+    ok = dispatching(1, "m" * 512 * 1024)
+    assert ok.status_code == 201, ok.text[:200]
+    refused = dispatching(1, "m" * (512 * 1024 + 1))
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "room_config": ["the agent's dispatch metadata must be at most 512 KiB."]
+    }

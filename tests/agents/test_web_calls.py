@@ -204,3 +204,19 @@ def test_405_in_the_envelope(live_server, api_key):
         assert response.json() == failure(f'Method "{method}" not allowed.')
         assert response.headers["Allow"] == "POST"
     assert httpx.head(live_server.url + URL, headers=auth).status_code == 405
+
+
+@pytest.mark.django_db(transaction=True)
+def test_assistant_id_and_metadata_key_limits_at_n_and_n_plus_1(post, assistant):
+    # 100 characters is a valid request naming no assistant; 101 is an invalid body.
+    assert post({"assistant_id": "x" * 100}).json() == failure("Assistant not found.")
+    assert post({"assistant_id": "x" * 101}).status_code == 422
+    aid = str(assistant.pk)
+    ok = post({"assistant_id": aid, "metadata": {"k" * 64: "v"}})
+    assert ok.status_code == 200, ok.text
+    for key in ("k" * 65, "", "tab\there"):
+        refused = post({"assistant_id": aid, "metadata": {key: "v"}})
+        assert refused.status_code == 422, key
+        assert refused.json() == failure(
+            "metadata: Keys must be 1 to 64 characters, without control characters."
+        )
