@@ -231,6 +231,16 @@ def test_another_projects_session_is_a_404_like_an_unknown_one(
     body = {"call_id": "call-1", "function": "fn", "token": token}
     response = post(other, "/api/v1/tool-tokens/validate", body)
     assert response.json() == {"valid": False, "reason": "bad_signature"}
+    debug = post(other, "/api/v1/tool-tokens/debug", {"token": token}).json()["roomkey"]
+    assert debug["valid"] is False and debug["issued_by_roomkey"] is False
+    # The foundation's introspection and revocation: another project's token is inactive to
+    # it, and its revocation request changes nothing (RFC 7009 answers 200 either way).
+    introspect = post(other, "/api/v1/tokens/introspect", {"token": token})
+    assert introspect.json() == {"active": False}
+    assert post(other, "/api/v1/tokens/revoke", {"token": token}).status_code == 200
+    assert post(api, "/api/v1/tokens/introspect", {"token": token}).json()["active"] is True
+    response = post(api, "/api/v1/tool-tokens/validate", body)
+    assert response.json() == {"valid": True, "reason": None}
 
 
 # --- Tool tokens --------------------------------------------------------------------------
