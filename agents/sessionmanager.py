@@ -102,6 +102,15 @@ class SessionManager:
         except (services.SessionNotFound, services.SessionEnded):
             return False
 
+    def activate_session(self, call_id: str) -> bool:
+        """The SDK's legacy call (a no-op there that returns True): True while the session
+        exists and is open."""
+        try:
+            session = self._session(call_id)
+        except services.SessionNotFound:
+            return False
+        return session.status() == "open"
+
     def end_session(self, call_id: str) -> bool:
         try:
             return services.call_session_end(session=self._session(call_id), by="SessionManager")

@@ -76,10 +76,14 @@ def test_sdk_token_needs_a_session_in_roomkey(sm, sdk):
     token = sdk.generate_token("fn", "never-created")
     assert sdk.validate_token("never-created", "fn", token) is True
     assert sm.check_token("never-created", "fn", token).reason == "unknown_session"
+    assert sm.activate_session("never-created") is False
     sm.create_session("never-created")
+    # The SDK's legacy activate_session exists on Roomkey's too (code calling it still runs).
+    assert sm.activate_session("never-created") is sdk.activate_session("never-created") is True
     assert sm.validate_token("never-created", "fn", token) is True
     sm.end_session("never-created")
     assert sm.check_token("never-created", "fn", token).reason == "session_ended"
+    assert sm.activate_session("never-created") is False
 
 
 def test_debug_token_has_the_sdks_shape(sm, sdk):
