@@ -187,6 +187,8 @@ async def test_refused_tokens(served):
     webrtc = served.http.post(
         "/v1/session-token", json={"agent_id": served.demo["agent_id"], "transport": "webrtc"}
     )
+    assert served.http.post("/api/v1/sessions", json={"call_id": "ws-refused"}).is_success
+    tool = served.http.post("/api/v1/sessions/ws-refused/tool-tokens", json={"function": "fn"})
     revoked = served.voice_token()
     served.revoke(revoked)
     cases = [
@@ -195,6 +197,7 @@ async def test_refused_tokens(served):
         ("garbage", live.CLOSE_INVALID_TOKEN),
         (chat.json()["token"], live.CLOSE_INVALID_TOKEN),
         (webrtc.json()["token"], live.CLOSE_INVALID_TOKEN),
+        (tool.json()["token"], live.CLOSE_INVALID_TOKEN),
         (_forged_with_another_projects_key(served), live.CLOSE_INVALID_TOKEN),
         (revoked, live.CLOSE_REVOKED),
     ]
