@@ -111,6 +111,13 @@ class AgentVersionAdmin(admin.ModelAdmin):
             return False
         return super().has_change_permission(request, obj)
 
+    def has_delete_permission(self, request, obj=None):
+        # Nor deleted: sessions and rooms name it as what they ran. (Django's "Delete
+        # selected" asks this for each object, and refuses the lot if one is published.)
+        if obj is not None and obj.is_published:
+            return False
+        return super().has_delete_permission(request, obj)
+
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)

@@ -79,6 +79,26 @@ def test_adding_a_version_numbers_it_and_publish_freezes_it(admin_client, agent,
         new.save()
 
 
+def test_published_versions_are_never_deleted(admin_client, agent, version, draft):
+    assert admin_client.get(url("agentversion_delete", version.pk)).status_code == 403
+    assert (
+        admin_client.post(url("agentversion_delete", version.pk), {"post": "yes"}).status_code
+        == 403
+    )
+    bulk = {"action": "delete_selected", "_selected_action": [version.pk, draft.pk], "post": "yes"}
+    assert admin_client.post(url("agentversion_changelist"), bulk).status_code == 403
+    assert AgentVersion.objects.count() == 2
+    bulk["_selected_action"] = [draft.pk]
+    assert admin_client.post(url("agentversion_changelist"), bulk).status_code == 302
+    assert list(AgentVersion.objects.all()) == [version]
+    # A draft alone can be deleted from its own page.
+    other = services.agent_version_create(agent=agent, prompt="x")
+    assert (
+        admin_client.post(url("agentversion_delete", other.pk), {"post": "yes"}).status_code == 302
+    )
+    assert not AgentVersion.objects.filter(pk=other.pk).exists()
+
+
 def test_a_draft_cannot_be_made_active(admin_client, agent, version, draft):
     response = admin_client.post(
         url("agentversion_changelist"),
