@@ -214,6 +214,9 @@ class TokenSourceRequestSerializer(serializers.Serializer):
         return {k: v for k, v in self.validated_data.items() if v not in (None, "", {}, [])}
 
 
+# --- Call sessions and tool tokens (issue 5) -------------------------------------------------
+
+
 class CallIdField(StrictCharField):
     def to_internal_value(self, data):
         value = super().to_internal_value(data)

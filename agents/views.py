@@ -203,6 +203,11 @@ class TokenSourceView(RoomkeyAPIView):
         return super().handle_exception(exc)
 
 
+# ============================================================================================
+# Issue 5: seed 001 (call sessions and tool tokens), Roomkey's own API with DRF's errors
+# ============================================================================================
+
+
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
