@@ -1,7 +1,7 @@
 """Reads, tenant-scoped: another project's object is not found, exactly like an unknown one."""
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
@@ -60,7 +60,9 @@ def voice_session_by_jti(jti: str) -> VoiceSession | None:
 class LiveKitCredentials:
     url: str
     api_key: str
-    api_secret: str
+    # Not in repr: tracebacks (Django's debug page, error emails) show local variables, and
+    # their filter goes by variable name, which `credentials` does not match.
+    api_secret: str = field(repr=False)
 
     @property
     def complete(self) -> bool:

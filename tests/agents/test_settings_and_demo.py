@@ -127,3 +127,25 @@ def test_render_stops_at_the_limit():
     with pytest.raises(prompts.TooLong):
         prompts.render("{{v}}" * 1000, {"v": "x" * 1000}, max_chars=10_000)
     assert prompts.render("{{v}}" * 10, {"v": "x" * 1000}, max_chars=10_000) == "x" * 10_000
+
+
+def test_livekit_secret_stays_out_of_error_reports(project, rf):
+    # Django's error reports (debug page, error emails) show local variables; `credentials`
+    # is not a name its filter hides, so the secret must not be in the value's repr.
+    import sys
+
+    from django.views.debug import ExceptionReporter
+
+    from agents import selectors
+    from agents.models import LiveKitConfig
+
+    secret = "s3cret-" + secrets.token_hex(20)
+    LiveKitConfig.objects.create(project=project, url="wss://x", api_key="APIx", api_secret=secret)
+    try:
+        credentials = selectors.livekit_credentials(project=project)
+        raise RuntimeError(f"failed with {credentials.api_key}")
+    except RuntimeError:
+        data = ExceptionReporter(rf.get("/"), *sys.exc_info()).get_traceback_data()
+    text = repr([frame["vars"] for frame in data["frames"]])
+    assert "LiveKitCredentials(" in text and "api_key='APIx'" in text  # the local is shown
+    assert secret not in text
