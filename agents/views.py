@@ -287,6 +287,10 @@ class MetadataView(_SessionView):
 
     def _write(self, request, call_id, *, replace):
         session = self.get_session(call_id)
+        # No body at all is no object (DRF would read it as {}, and a PUT would clear the
+        # metadata); `{}` itself is a PUT that clears it.
+        if request.stream is None:
+            raise exceptions.ValidationError({"metadata": ["Must be a JSON object."]})
         serializer = MetadataSerializer(data={"metadata": request.data})
         serializer.is_valid(raise_exception=True)
         metadata = services.call_session_metadata_update(

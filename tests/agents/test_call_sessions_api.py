@@ -185,6 +185,17 @@ def test_merged_metadata_is_bounded(api, made):
     assert send(api, "put", url, sized(16385)).status_code == 400
 
 
+def test_an_empty_body_never_clears_metadata(api, made):
+    url = "/api/v1/sessions/call-1/metadata"
+    for method in ("PUT", "PATCH"):
+        for headers in ({"Content-Type": "application/json"}, {}):
+            response = api.client.request(method, url, content=b"", headers=headers)
+            assert response.status_code == 400, (method, headers)
+            assert response.json() == {"metadata": ["Must be a JSON object."]}
+    assert api.get(url).json() == {"a": 1}
+    assert send(api, "put", url, {}).json() == {}  # an explicit empty object replaces
+
+
 def test_metadata_body_must_be_an_object(api, made):
     url = "/api/v1/sessions/call-1/metadata"
     for body in ([1], "x", 3, None):
