@@ -12,7 +12,9 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
-from tokens.asgi import RequestBodyLimit  # noqa: E402
+from tokens.asgi import RequestBodyLimit, redact_query_tokens  # noqa: E402
+
+redact_query_tokens()  # the voice socket's ?token= stays out of uvicorn's log
 
 http_app = django_asgi_app
 if settings.ROOMKEY_SERVE_STATIC:

@@ -43,8 +43,9 @@ def prepare_database(env: dict) -> dict:
 
 
 @contextmanager
-def uvicorn(env: dict, *, port: int | None = None):
-    """Run `uvicorn config.asgi:application` with `env`; yields (base_url, port)."""
+def uvicorn(env: dict, *, port: int | None = None, log_level="warning", stderr=None):
+    """Run `uvicorn config.asgi:application` with `env`; yields (base_url, port). `stderr`: a
+    file for the server's log (default: this process's)."""
     port = port or free_port()
     server = subprocess.Popen(
         [
@@ -62,10 +63,11 @@ def uvicorn(env: dict, *, port: int | None = None):
             "off",
             "--no-proxy-headers",
             "--log-level",
-            "warning",
+            log_level,
         ],
         env=env,
         cwd=ROOT,
+        stderr=stderr,
     )
     base = f"http://127.0.0.1:{port}"
     try:

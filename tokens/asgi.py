@@ -7,6 +7,8 @@ treats a body without Content-Length as empty.
 """
 
 import json
+import logging
+import re
 from collections.abc import Callable
 
 from .api import signalwire_error
@@ -115,3 +117,35 @@ class RequestBodyLimit:
             return {"type": "http.request", "body": bytes(body), "more_body": False}
 
         await self.app({**scope, "headers": headers}, replay, send)
+
+
+# --- Tokens in URLs stay out of the server's log ----------------------------------------------
+
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]+")
+
+
+class RedactQueryTokens(logging.Filter):
+    """Blanks `token=` query values in a record's arguments. The voice-session socket takes its
+    token in the URL (the path Vatel's clients use), and uvicorn logs every WebSocket and
+    request path with its query string at INFO."""
+
+    def filter(self, record):
+        if isinstance(record.args, tuple) and any(
+            isinstance(arg, str) and "token=" in arg for arg in record.args
+        ):
+            record.args = tuple(
+                _TOKEN_IN_QUERY.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
+
+
+_redact = RedactQueryTokens()
+
+
+def redact_query_tokens(loggers=("uvicorn.error", "uvicorn.access")) -> None:
+    """Install the filter on uvicorn's loggers (idempotent); config.asgi does at import."""
+    for name in loggers:
+        logger = logging.getLogger(name)
+        if _redact not in logger.filters:
+            logger.addFilter(_redact)

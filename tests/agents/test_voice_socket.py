@@ -295,6 +295,19 @@ async def test_the_socket_closes_at_expiry(served):
     assert state["status"] == "ended" and state["end_reason"] == "expired"
 
 
+async def test_the_token_in_the_url_stays_out_of_the_servers_log(served, tmp_path):
+    log_path = tmp_path / "uvicorn.log"
+    token = served.voice_token()
+    with log_path.open("wb") as log, uvicorn(served.env, log_level="info", stderr=log) as (_, port):
+        async with ws_connect(served, token, port=port) as ws:
+            await started(ws)
+        async with ws_connect(served, "garbage-token", port=port) as ws:
+            assert await close_code(ws) == live.CLOSE_INVALID_TOKEN
+    text = log_path.read_text()
+    assert '"WebSocket /v1/connection?token=[redacted]" [accepted]' in text, text[-2000:]
+    assert token not in text and "garbage-token" not in text
+
+
 # --- Oversize bodies in the seeds' envelopes (tokens.asgi, before Django reads them) ---------
 
 
