@@ -37,6 +37,9 @@ class VoiceSessionConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
             token, kind=kinds.VOICE.name
         )
         if not result.valid:
+            if result.reason == "revoked" and await self._session_ended(result.decoded.jti):
+                # Ending a session revokes its token; say which happened.
+                return await self._refuse(live.CLOSE_ENDED, "session ended")
             code = live.CLOSE_FOR_REASON.get(result.reason, live.CLOSE_INVALID_TOKEN)
             return await self._refuse(code, result.reason)
         decoded = result.decoded
@@ -56,6 +59,11 @@ class VoiceSessionConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
         if reason is not None:
             return await self.live_closing(reason, self._code_for(reason))
         await self._send_event(services.voice_session_started_event(session))
+
+    @database_sync_to_async
+    def _session_ended(self, jti: str) -> bool:
+        session = selectors.voice_session_by_jti(jti)
+        return session is not None and session.status == session.ENDED
 
     def _token_parameter(self) -> str | None:
         try:

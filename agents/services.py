@@ -502,13 +502,19 @@ def voice_session_connect(*, session: VoiceSession) -> bool:
 
 
 def voice_session_finish(*, session: VoiceSession, reason: str) -> bool:
-    """Record that the session ended and why; the first reason recorded stays."""
+    """Record that the session ended and why; the first reason recorded stays.
+
+    A session has one socket, so its token can never be used again: it is revoked too (unless
+    it expired), and introspection says so instead of "active" until its expiry."""
     now = timezone.now()
-    done = (
-        VoiceSession.objects.filter(pk=session.pk)
-        .exclude(status=VoiceSession.ENDED)
-        .update(status=VoiceSession.ENDED, ended_at=now, end_reason=reason[:200])
-    )
+    with transaction.atomic():
+        done = (
+            VoiceSession.objects.filter(pk=session.pk)
+            .exclude(status=VoiceSession.ENDED)
+            .update(status=VoiceSession.ENDED, ended_at=now, end_reason=reason[:200])
+        )
+        if done and reason != "expired":
+            token_services.token_revoke(jti=session.jti, by="roomkey", reason="session ended")
     if done:
         session.status, session.ended_at, session.end_reason = VoiceSession.ENDED, now, reason
     return bool(done)
@@ -518,13 +524,13 @@ def voice_session_end(*, session: VoiceSession, by: str = "", reason: str = "end
     """End a session from outside (admin, API): its socket closes with CLOSE_ENDED in every
     process, and its token is revoked so it cannot connect again."""
     with transaction.atomic():
-        ended = voice_session_finish(session=session, reason=f"{reason} by {by}" if by else reason)
         # Registered before the revocation's own close, so the socket hears "ended" first.
         group = live.resource_group("voicesession", session.pk)
         transaction.on_commit(
             lambda: live.close_group(group, code=live.CLOSE_ENDED, reason="session ended")
         )
         token_services.token_revoke(jti=session.jti, by=by or "agents", reason=reason)
+        ended = voice_session_finish(session=session, reason=f"{reason} by {by}" if by else reason)
     return ended
 
 

@@ -132,9 +132,11 @@ async def test_session_lifecycle_messages_and_malformed_frames(served):
             break
         await asyncio.sleep(0.1)
     assert state["status"] == "ended" and state["end_reason"] == "client closed (1000)"
-    # A session has one life: its token cannot open it again.
+    # A session has one life: its token cannot open it again, and is revoked.
     async with ws_connect(served, token) as ws:
         assert await close_code(ws) == live.CLOSE_ENDED
+    answer = served.http.post("/api/v1/tokens/introspect", data={"token": token}).json()
+    assert answer == {"active": False}
 
 
 async def test_frames_over_the_cap_close_with_1009(served):
