@@ -7,4 +7,5 @@ urlpatterns = [
     path("", LandingView.as_view(), name="landing"),
     path("admin/", admin.site.urls),
     path("", include("tokens.urls")),
+    path("", include("chat.urls")),
 ]
