@@ -360,9 +360,12 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
             raise RequestError("400", str(exc)) from None
 
     def _history(self, name, cursor, limit) -> dict:
+        for value in cursor.values():
+            selectors.decode_cursor(value)  # a bad cursor is an error even on an empty channel
         conversation = selectors.conversation_by_name(project=self.grant.project, name=name)
         if conversation is None:
-            return {"code": "200", "messages": [], "cursor": {"before": None, "after": None}}
+            empty = {"before": None, "after": None, "next": None, "prev": None}
+            return {"code": "200", "messages": [], "cursor": empty}
         # The list is newest first; `after` continues it (older), `before` goes back (newer).
         page = selectors.messages_page(
             conversation=conversation,
