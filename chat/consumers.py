@@ -35,6 +35,7 @@ PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
 NOT_AUTHENTICATED = -32001  # a chat request before signalwire.connect succeeded
 AUTH_FAILED = -32002  # signalwire.connect with a token that is not a usable chat token
 
@@ -111,10 +112,6 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
             await self._leave(names)
         await self.unbind_token()
 
-    async def live_closing(self, reason: str, code: int) -> None:
-        self.closing_reason = reason
-        await super().live_closing(reason, code)
-
     # --- Frames -----------------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -170,9 +167,12 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
             result = {"code": exc.code, "message": exc.message}
         except validation.ChatInputError as exc:
             result = {"code": "400", "message": exc.message, "attribute": exc.attribute}
+        except Exception:
+            # A bug or a database outage must not take the socket down with it.
+            log.exception("relay request %s failed", method)
+            await self._error(rid, INTERNAL_ERROR, "Internal error.")
+            return
         await self._send({"jsonrpc": "2.0", "id": rid, "result": result})
-        if method == "signalwire.connect" and self.version == V4:
-            await self._join_fabric_groups()
 
     async def _send(self, payload) -> None:
         await self.send(text_data=_dumps(payload))
@@ -216,6 +216,8 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
             self._auth_timer.cancel()
             self._auth_timer = None
         await self.bind_token(jti=grant.jti, kind="chat", expires_at=grant.expires_at)
+        if major == V4:
+            await self._join_fabric_groups()
         return self._connect_result()
 
     async def _reauthenticate(self, params: dict) -> dict:
