@@ -386,3 +386,13 @@ async def test_reauthenticate_moves_the_socket_to_a_fresh_token(chat_server):
         ] == "200"
         await asyncio.to_thread(chat_server.revoke, second)
         assert await relay.closed(timeout=1.0) == live.CLOSE_REVOKED
+
+
+async def test_channel_name_length_at_n_and_n_plus_1(chat_server):
+    longest = "n" * 249 + uuid.uuid4().hex[:1]
+    token = chat_server.mint("alice", [longest])
+    async with Relay.open(chat_server.relay) as relay:
+        await relay.connect(token)
+        ok = await relay.result("chat.publish", {"channel": longest, "content": "x"})
+        too_long = await relay.result("chat.publish", {"channel": longest + "n", "content": "x"})
+    assert ok["code"] == "200" and too_long["code"] == "400"
