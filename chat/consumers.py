@@ -54,12 +54,16 @@ class RequestError(Exception):
 
 
 class AuthFailed(Exception):
+    """signalwire.connect with a token that is not a usable chat token: answer, then close."""
+
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
 
 
 class RpcError(Exception):
+    """A protocol-level fault answered with a JSON-RPC error; the socket stays open."""
+
     def __init__(self, code: int, message: str):
         super().__init__(message)
         self.code = code
@@ -86,6 +90,11 @@ def _dumps(payload) -> str:
 
 
 class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
+    """One client socket. It lives on one chat token (TokenBoundMixin: closed on revocation
+    in any process and at expiry), listens to the channel-layer group of each channel it
+    subscribed to (v3) or can read (v4), and renders `chat.message` / `chat.member` events for
+    its protocol version. Channels serialises a consumer's frames and events, so no locking."""
+
     grant: ChatGrant | None = None
     version: int | None = None
 
