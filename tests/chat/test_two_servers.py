@@ -8,13 +8,16 @@ PostgreSQL + Redis pass of .ci/run); the in-memory layer cannot span processes.
 
 import asyncio
 import os
+import subprocess
 import time
 import uuid
 
 import httpx
+import jwt
 import pytest
 
 from tests.chat.relay_client import Relay
+from tests.servers import MANAGE, ROOT
 from tokens import live
 
 pytestmark = pytest.mark.skipif(
@@ -66,4 +69,28 @@ async def test_revoke_through_one_process_closes_the_socket_on_the_other(two):
         started = time.monotonic()
         await asyncio.to_thread(server.revoke, token)  # through process 1's API
         assert await relay.closed(timeout=1.0) == live.CLOSE_REVOKED
+        assert time.monotonic() - started < 1.0
+
+
+async def test_revoke_with_the_command_closes_sockets_on_every_process(two):
+    # `manage.py revoketokens` is a third process: the revocation reaches both servers through
+    # Redis.
+    server, relay2 = two
+    token = server.mint("alice", [f"cross-{uuid.uuid4().hex[:8]}"])
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    async with Relay.open(server.relay) as one, Relay.open(relay2) as other:
+        await one.connect(token)
+        await other.connect(token)
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [*MANAGE, "revoketokens", "--jti", jti, "--yes"],
+            env=server.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert "Revoked 1 token(s)." in done.stdout, done.stderr
+        started = time.monotonic()
+        codes = await asyncio.gather(one.closed(timeout=1.0), other.closed(timeout=1.0))
+        assert codes == [live.CLOSE_REVOKED, live.CLOSE_REVOKED]
         assert time.monotonic() - started < 1.0
