@@ -196,6 +196,13 @@ ROOMKEY = {
     "CALL_SESSION_RETENTION": timedelta(
         days=env.int("ROOMKEY_CALL_SESSION_RETENTION_DAYS", default=7)
     ),
+    # Chat relay (README "Chat"): seconds to authenticate, largest frame in bytes, how often an
+    # idle socket re-checks its token, and the browser origins (besides ALLOWED_HOSTS) whose
+    # pages may open Roomkey's WebSockets.
+    "CHAT_AUTH_TIMEOUT_SECONDS": env.float("ROOMKEY_CHAT_AUTH_TIMEOUT_SECONDS", default=5.0),
+    "CHAT_MAX_FRAME_BYTES": env.int("ROOMKEY_CHAT_MAX_FRAME_BYTES", default=128 * 1024),
+    "CHAT_RECHECK_SECONDS": env.float("ROOMKEY_CHAT_RECHECK_SECONDS", default=30.0),
+    "WS_ALLOWED_ORIGINS": env.list("ROOMKEY_WS_ALLOWED_ORIGINS", default=[]),
 }
 
 # --- LiveKit and voice sessions (agents) -----------------------------------------------------

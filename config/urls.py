@@ -8,4 +8,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("tokens.urls")),
     path("", include("agents.urls")),
+    path("", include("chat.urls")),
 ]

@@ -15,7 +15,9 @@ from .api import signalwire_error
 from .conf import roomkey_settings
 
 # Paths whose contract has its own error format (seed 000: SignalWire's 422 errors list).
-SIGNALWIRE_PATHS = frozenset({"/api/chat/tokens"})
+SIGNALWIRE_PATHS = frozenset(
+    {"/api/chat/tokens", "/api/fabric/messages", "/api/fabric/conversations/join"}
+)
 
 # path -> answer(scope, message) -> (status, JSON body) for an oversize body. Paths whose
 # contracts have their own error envelopes are registered here (SIGNALWIRE_PATHS, below) or
