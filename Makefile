@@ -40,6 +40,7 @@ lint: install-dev
 
 bench: install-dev
 	$(BIN)/python -m bench.chat_tokens
+	$(BIN)/python -m bench.chat_history
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .dev-secret-key
