@@ -1,83 +1,72 @@
 """Shapes of Roomkey's own chat API (/api/v1/addresses, /api/v1/conversations/…).
 
-Validation only: the viewsets hand validated data to chat.services. Limits are the models'
-(chat.models) and seed 000's channel-name rules (tokens.serializers), so a name accepted here
-is a name a chat token can grant.
+Validation only: the viewsets hand validated data to chat.services. Names follow chat.names
+(seed 000's channel-name rules, so a name accepted here is a name a chat token can grant) and
+message fields chat.validation, the checks the relay and the Fabric API apply too.
 """
-
-import unicodedata
 
 from rest_framework import serializers
 
-from tokens.serializers import (
-    CHANNEL_NAME_MAX,
-    RESERVED_PREFIX,
-    StateField,
-    StrictCharField,
-    serialise_state,
-)
+from tokens.serializers import StrictCharField
 
+from . import validation
 from .api_pagination import PageSizeSerializer
 from .models import (
-    DETAILS_MAX,
     DISPLAY_NAME_MAX,
     MEMBER_ID_MAX,
-    METADATA_MAX,
-    TEXT_MAX,
     USER_NAME_MAX,
     Address,
     Conversation,
     Member,
     Message,
 )
+from .names import InvalidChannelName, clean_channel_name
 
 # The member id a message sent through the API is recorded under when the caller names none.
 API_USER_ID = "api"
 
 
-class ChannelNameField(StrictCharField):
-    """A channel name as chat tokens grant it: NFC-normalised, then 1-250 characters, no
-    control or bidi-override characters, not starting with SignalWire's reserved `sw_`."""
+class ChannelNameField(serializers.CharField):
+    """A channel name as chat tokens grant it (chat.names): NFC-normalised, then 1-250
+    characters, no control or bidi-override characters, not starting with `sw_`."""
 
-    default_error_messages = {
-        "reserved": f"Must not start with the reserved prefix {RESERVED_PREFIX}.",
-        "length": f"Must be 1 to {CHANNEL_NAME_MAX} characters long.",
-    }
+    default_error_messages = {"invalid": "Must be a string."}
 
-    def to_internal_value(self, data):
-        name = unicodedata.normalize("NFC", super().to_internal_value(data))
-        if not 1 <= len(name) <= CHANNEL_NAME_MAX:
-            self.fail("length")
-        if name.startswith(RESERVED_PREFIX):
-            self.fail("reserved")
-        return name
-
-
-class JSONObjectField(StateField):
-    """A JSON object of at most `max_chars` characters as compact JSON (non-ASCII counted as
-    one), nested at most 32 levels, storable by every database (no NUL, no lone surrogate)."""
-
-    def __init__(self, *, max_chars: int, **kwargs):
-        self.max_chars = max_chars
-        super().__init__(**kwargs)
-        self.error_messages["too_long"] = (
-            f"Must be at most {max_chars} characters when serialised as compact JSON."
-        )
+    def __init__(self, **kwargs):
+        super().__init__(trim_whitespace=False, **kwargs)
 
     def to_internal_value(self, data):
-        if not isinstance(data, dict):
+        if not isinstance(data, str):
             self.fail("invalid")
-        self._check(data, 1)
-        if len(serialise_state(data)) > self.max_chars:
-            self.fail("too_long")
-        return data
+        try:
+            return clean_channel_name(data)
+        except InvalidChannelName as exc:
+            raise serializers.ValidationError(str(exc), code="invalid") from None
+
+
+class ChatInputField(serializers.Field):
+    """A field checked by one of chat.validation's functions, the checks every chat path
+    (relay frames, Fabric HTTP, this API) shares; its errors become DRF field errors."""
+
+    def __init__(self, check, **kwargs):
+        self.check = check
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            return self.check(data)
+        except validation.ChatInputError as exc:
+            raise serializers.ValidationError(exc.message, code=exc.code) from None
+
+    def to_representation(self, value):
+        return value
 
 
 # --- Addresses ----------------------------------------------------------------------------
 
 
 class AddressSerializer(serializers.ModelSerializer):
-    name = ChannelNameField(max_length=None)
+    name = ChannelNameField()
     display_name = StrictCharField(max_length=DISPLAY_NAME_MAX, required=False, allow_blank=True)
     conversation_id = serializers.UUIDField(source="pk", read_only=True)
 
@@ -93,7 +82,7 @@ class AddressUpdateSerializer(AddressSerializer):
 
     default_error_messages = {"rename": "An address cannot be renamed; create a new one."}
 
-    name = ChannelNameField(max_length=None, required=False)
+    name = ChannelNameField(required=False)
 
     def validate_name(self, value):
         if self.instance is not None and value != self.instance.name:
@@ -142,33 +131,12 @@ class MessageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MessageTextField(serializers.CharField):
-    """Message text as typed: newlines, tabs and right-to-left text are kept. Only what no
-    database stores (NUL, unpaired surrogates) is refused."""
-
-    default_error_messages = {
-        "invalid": "Must be a string.",
-        "characters": "Must not contain NUL characters or unpaired surrogates.",
-    }
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("trim_whitespace", False)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        if "\x00" in data or any(unicodedata.category(c) == "Cs" for c in data):
-            self.fail("characters")
-        return super().to_internal_value(data)
-
-
 class MessageCreateSerializer(serializers.Serializer):
-    text = MessageTextField(max_length=TEXT_MAX)
+    text = ChatInputField(validation.text)
     user_id = StrictCharField(max_length=MEMBER_ID_MAX, required=False)
     user_name = StrictCharField(max_length=USER_NAME_MAX, required=False, allow_blank=True)
-    metadata = JSONObjectField(max_chars=METADATA_MAX, required=False)
-    details = JSONObjectField(max_chars=DETAILS_MAX, required=False)
+    metadata = ChatInputField(validation.metadata, required=False)
+    details = ChatInputField(validation.details, required=False)
     subtype = serializers.ChoiceField(
         choices=[Message.SUBTYPE_CHAT, Message.SUBTYPE_LOG], required=False
     )

@@ -149,16 +149,17 @@ def test_nfc_equal_names_are_one_address(api):
 def test_address_name_limits(api):
     assert api.post(ADDRESSES, {"name": "x" * 250}, format="json").status_code == 201
     cases = {
-        "x" * 251: "Must be 1 to 250 characters long.",
+        "x" * 251: "must be 1 to 250 characters long",
         "": "This field may not be blank.",
-        "sw_private": "Must not start with the reserved prefix sw_.",
-        "left\u202eright": "Must not contain control or bidirectional-override characters.",
-        "tab\there": "Must not contain control or bidirectional-override characters.",
+        "sw_private": "starts with the reserved prefix sw_",
+        "left\u202eright": "contains control or bidirectional-override characters",
+        "tab\there": "contains control or bidirectional-override characters",
     }
     for name, message in cases.items():
         response = api.post(ADDRESSES, {"name": name}, format="json")
         assert response.status_code == 400, name
-        assert response.json() == {"name": [message]}, name
+        [error] = response.json()["name"]
+        assert message in error, (name, error)
     for bad in [None, 5, ["general"], {"a": 1}]:
         response = api.post(ADDRESSES, {"name": bad}, format="json")
         assert response.status_code == 400 and "name" in response.json()
