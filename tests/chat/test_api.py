@@ -416,3 +416,48 @@ def test_method_not_allowed_on_conversations(api, general):
     assert api.post(CONVERSATIONS, {}, format="json").status_code == 405
     assert api.delete(f"{CONVERSATIONS}/{general.pk}").status_code == 405
     assert api.post(f"{CONVERSATIONS}/{general.pk}/members", {}, format="json").status_code == 405
+
+
+@pytest.mark.django_db
+def test_no_body_or_query_gets_a_500(api, general):
+    """Whatever arrives, the answer is a DRF error or a success, never a 500, and never a
+    half-written row."""
+    conversation = f"{CONVERSATIONS}/{general.pk}"
+    bodies = [
+        b"",
+        b"null",
+        b"[]",
+        b'"text"',
+        b"123",
+        b'{"text": {"nested": 1}}',
+        b'{"name": 1e400}',
+        b'{"name": NaN}',
+        b"\xff\xfe",
+        b'{"text": "\\ud800"}',
+        b'{"metadata": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}",
+    ]
+    targets = [
+        ("post", ADDRESSES),
+        ("patch", f"{ADDRESSES}/{general.pk}"),
+        ("put", f"{ADDRESSES}/{general.pk}"),
+        ("post", f"{conversation}/messages"),
+    ]
+    for method, path in targets:
+        for body in bodies:
+            response = getattr(api, method)(path, body, content_type="application/json")
+            assert response.status_code < 500, (method, path, body[:40])
+            if method == "post":  # an update may legitimately change nothing
+                assert response.status_code == 400, (path, body[:40], response.json())
+    queries = [
+        {"before": "MTcwMC4wX3h5eg"},  # a cursor of the right shape with a bad id
+        {"before": "bmFuXzAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw"},  # nan_...
+        {"after": "\x00"},
+        {"page_size": "1e3"},
+        {"page_size": "-1"},
+    ]
+    for params in queries:
+        response = api.get(f"{conversation}/messages", params)
+        assert response.status_code == 400, (params, response.json())
+    assert Address.objects.count() == 1 and not Message.objects.exists()
+    general.refresh_from_db()
+    assert (general.name, general.display_name) == ("general", "General")
