@@ -128,6 +128,8 @@ def test_address_list_filters_by_name_nfc(api, project):
     found = api.get(ADDRESSES, {"name": decomposed}).json()["results"]
     assert [a["name"] for a in found] == [composed]
     assert api.get(ADDRESSES, {"name": "nope"}).json()["results"] == []
+    services.address_create(project=project, name="x" * 250)
+    assert len(api.get(ADDRESSES, {"name": "x" * 250}).json()["results"]) == 1
     # Names no token could grant simply match nothing.
     for bad in ["sw_x", "a\u202eb", "x" * 251, "a\x00b"]:
         response = api.get(ADDRESSES, {"name": bad})
