@@ -45,7 +45,10 @@ def browser_tools():
         _unavailable("node is not installed (apt-get install nodejs npm)")
     chromium = chromium_path()
     if chromium is None:
-        _unavailable("chromium is not installed (apt-get install chromium)")
+        _unavailable(
+            "chromium is not installed (apt-get install chromium), or ROOMKEY_CHROMIUM names "
+            "no file"
+        )
     if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
         npm = shutil.which("npm")
         if npm is None:
