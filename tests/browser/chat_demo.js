@@ -2,18 +2,20 @@
 // two tabs join the demo channel as two members, a message typed in one appears in the other,
 // and a third tab opened later sees both in its history.
 //
-//   node tests/browser/chat_demo.js <base url> <chromium path> [screenshot.png]
+//   node tests/browser/chat_demo.js <base url> <chromium path> [screenshot.png] [second base url]
 //
+// With a second base URL (another server process sharing the channel layer), bob's tab is
+// served by it, so the message crosses processes.
 // Prints one JSON line with what each tab saw; exits non-zero with a reason on any failure.
 "use strict";
 
 const { chromium } = require("playwright-core");
 
-const [base, executablePath, screenshot] = process.argv.slice(2);
+const [base, executablePath, screenshot, secondBase] = process.argv.slice(2);
 const TIMEOUT = 10000;
 const stamp = Date.now().toString(36);
 
-async function join(context, name) {
+async function join(context, name, server = base) {
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
   const problems = [];
@@ -21,7 +23,7 @@ async function join(context, name) {
   page.on("console", (message) => {
     if (message.type() === "error") problems.push(message.text());
   });
-  await page.goto(base + "/demo/chat");
+  await page.goto(server + "/demo/chat");
   await page.fill("#name", name);
   await page.click("#join");
   try {
@@ -57,7 +59,7 @@ async function messages(page) {
     // Two tabs of one browser: they share cookies, as a person's two tabs would.
     const context = await browser.newContext();
     const alice = await join(context, `alice-${stamp}`);
-    const bob = await join(context, `bob-${stamp}`);
+    const bob = await join(context, `bob-${stamp}`, secondBase || base);
 
     const hello = `hello from alice ${stamp} ✓`;
     await say(alice, hello);

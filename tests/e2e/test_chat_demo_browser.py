@@ -3,14 +3,17 @@ driven by Playwright (npm `playwright-core`, pinned by tests/browser/package-loc
 downloads no browser), against the app served by uvicorn as `make run` serves it.
 
 Two tabs join as two members; a message typed in one appears in the other; a third tab sees
-both in its history. Skipped, with the reason, when node or chromium is missing; failed instead
-when ROOMKEY_REQUIRE_BROWSER=1 (CI sets it).
+both in its history. With REDIS_URL set the two tabs are served by two server processes.
+
+Skipped, with the reason, when node or chromium is missing; failed instead when
+ROOMKEY_REQUIRE_BROWSER=1 (CI sets it).
 """
 
 import json
 import os
 import shutil
 import subprocess
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -67,18 +70,21 @@ def browser_tools():
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
+    """Base URLs: two server processes sharing the channel layer when REDIS_URL is set (the
+    tabs then chat across processes), else one."""
     db = tmp_path_factory.mktemp("demo") / "db.sqlite3"
     env = server_env(f"sqlite:///{db}")
     prepare_database(env)
-    with uvicorn(env) as (base, _port):
-        yield base
+    with ExitStack() as stack:
+        count = 2 if os.environ.get("REDIS_URL") else 1
+        yield [stack.enter_context(uvicorn(env))[0] for _ in range(count)]
 
 
 def test_two_tabs_chat_through_the_relay(browser_tools, served, tmp_path):
     node, chromium = browser_tools
     shot = os.environ.get("ROOMKEY_DEMO_SCREENSHOT") or str(tmp_path / "demo.png")
     result = subprocess.run(
-        [node, str(BROWSER_DIR / "chat_demo.js"), served, chromium, shot],
+        [node, str(BROWSER_DIR / "chat_demo.js"), served[0], chromium, shot, *served[1:]],
         cwd=BROWSER_DIR,
         capture_output=True,
         text=True,
