@@ -5,7 +5,7 @@ PORT   ?= 8000
 HOST   ?= 127.0.0.1
 BIN     = $(VENV)/bin
 
-.PHONY: run test bench lint install install-dev migrate serve clean
+.PHONY: run test bench lint install install-dev migrate serve clean js-deps
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Roomkey needs Python 3.11+ (set PYTHON=...)")'
@@ -31,8 +31,20 @@ run: migrate
 	@$(BIN)/python manage.py seed_demo --base-url http://$(HOST):$(PORT)
 	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --ws websockets-sansio --lifespan off --no-proxy-headers
 
-test: install-dev
+test: install-dev js-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The real @signalwire/js clients for tests/interop (pinned by package-lock.json), when Node
+# is installed; without it those tests skip (or fail under ROOMKEY_REQUIRE_NODE=1).
+JS_DIR = tests/interop/js
+js-deps:
+	@if command -v node >/dev/null 2>&1; then \
+	  if [ ! -f $(JS_DIR)/node_modules/.installed ] || \
+	     [ $(JS_DIR)/package-lock.json -nt $(JS_DIR)/node_modules/.installed ]; then \
+	    (cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error) && \
+	    touch $(JS_DIR)/node_modules/.installed; \
+	  fi; \
+	else echo "node not found: the @signalwire/js interop tests will skip"; fi
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -8,11 +8,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
 from tokens.asgi import RequestBodyLimit  # noqa: E402
+from tokens.origins import TokenSocketOriginValidator  # noqa: E402
 
 http_app = django_asgi_app
 if settings.ROOMKEY_SERVE_STATIC:
@@ -24,6 +24,6 @@ http_app = RequestBodyLimit(http_app)
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        "websocket": TokenSocketOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -1,3 +1,7 @@
 """WebSocket routes. The chat relay and the voice-session socket are added by their issues."""
 
-websocket_urlpatterns: list = []
+from chat.routing import websocket_urlpatterns as chat_websockets
+
+websocket_urlpatterns: list = [
+    *chat_websockets,
+]

@@ -7,6 +7,7 @@ urlpatterns = [
     path("", LandingView.as_view(), name="landing"),
     path("admin/", admin.site.urls),
     path("", include("tokens.urls")),
+    path("", include("chat.urls")),
     path("", include("chat.api_urls")),
     path("", include("chat.demo_urls")),
 ]

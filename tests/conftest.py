@@ -80,3 +80,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+# Issue 4: the served relay (uvicorn on its own database) shared by the chat end-to-end tests.
+from tests.chat_served import chat_server  # noqa: E402, F401

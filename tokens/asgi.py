@@ -12,7 +12,9 @@ from .api import signalwire_error
 from .conf import roomkey_settings
 
 # Paths whose contract has its own error format (seed 000: SignalWire's 422 errors list).
-SIGNALWIRE_PATHS = frozenset({"/api/chat/tokens"})
+SIGNALWIRE_PATHS = frozenset(
+    {"/api/chat/tokens", "/api/fabric/messages", "/api/fabric/conversations/join"}
+)
 
 
 def _content_length(scope) -> int | None:
