@@ -35,6 +35,7 @@ PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
 NOT_AUTHENTICATED = -32001  # a chat request before signalwire.connect succeeded
 AUTH_FAILED = -32002  # signalwire.connect with a token that is not a usable chat token
 
@@ -111,10 +112,6 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
             await self._leave(names)
         await self.unbind_token()
 
-    async def live_closing(self, reason: str, code: int) -> None:
-        self.closing_reason = reason
-        await super().live_closing(reason, code)
-
     # --- Frames -----------------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -170,9 +167,12 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
             result = {"code": exc.code, "message": exc.message}
         except validation.ChatInputError as exc:
             result = {"code": "400", "message": exc.message, "attribute": exc.attribute}
+        except Exception:
+            # A bug or a database outage must not take the socket down with it.
+            log.exception("relay request %s failed", method)
+            await self._error(rid, INTERNAL_ERROR, "Internal error.")
+            return
         await self._send({"jsonrpc": "2.0", "id": rid, "result": result})
-        if method == "signalwire.connect" and self.version == V4:
-            await self._join_fabric_groups()
 
     async def _send(self, payload) -> None:
         await self.send(text_data=_dumps(payload))
@@ -187,6 +187,8 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
             return {"timestamp": time.time()}
         if self.grant is None:
             raise RpcError(NOT_AUTHENTICATED, "Send signalwire.connect first.")
+        if method == "signalwire.reauthenticate":
+            return await self._reauthenticate(params)
         handler = self.HANDLERS.get(method)
         if handler is None:
             raise RpcError(METHOD_NOT_FOUND, f"Method not found: {method[:100]}")
@@ -214,6 +216,41 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
             self._auth_timer.cancel()
             self._auth_timer = None
         await self.bind_token(jti=grant.jti, kind="chat", expires_at=grant.expires_at)
+        if major == V4:
+            await self._join_fabric_groups()
+        return self._connect_result()
+
+    async def _reauthenticate(self, params: dict) -> dict:
+        """`signalwire.reauthenticate` (the v3 client's token refresh): the socket moves to a
+        fresh token of the same project and member; a refused token leaves it as it was."""
+        auth = params.get("authentication")
+        token = auth.get("jwt_token") if isinstance(auth, dict) else None
+        if not isinstance(token, str):
+            raise RpcError(INVALID_PARAMS, "authentication.jwt_token is required.")
+        try:
+            grant = await database_sync_to_async(chat_grant)(token)
+        except ChatAuthError as exc:
+            raise RpcError(AUTH_FAILED, f"Authentication failed: {exc.reason}.") from None
+        old = self.grant
+        if grant.project.pk != old.project.pk or grant.member_id != old.member_id:
+            raise RpcError(AUTH_FAILED, "The new token must be for the same member.")
+        # Off the old token (its revocation no longer concerns this socket), onto the new.
+        if self._expiry_handle is not None:
+            self._expiry_handle.cancel()
+            self._expiry_handle = None
+        await self.leave_group(live.token_group(old.jti))
+        self.grant = grant
+        await self.bind_token(jti=grant.jti, kind="chat", expires_at=grant.expires_at)
+        await self._leave([n for n in self.subscriptions if not grant.can_read(n)])
+        if self.version == V4:
+            for name in old.readable():
+                if not grant.can_read(name):
+                    await self.leave_group(events.channel_group(grant.project.pk, name))
+            await self._join_fabric_groups()
+        return self._connect_result()
+
+    def _connect_result(self) -> dict:
+        grant, major = self.grant, self.version
         project_id = str(grant.project.pk)
         authorization = {
             "type": "chat",

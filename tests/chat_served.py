@@ -20,10 +20,13 @@ from tests.servers import MANAGE, ROOT, prepare_database, server_env, uvicorn
 AUTH_TIMEOUT_SECONDS = 1.0
 
 
-def served_database_url(tmp_path_factory, suffix: str) -> str:
+@contextmanager
+def served_database(tmp_path_factory, suffix: str):
+    """A database URL for served processes, dropped afterwards when it is PostgreSQL."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
-        return f"sqlite:///{tmp_path_factory.mktemp('served') / 'db.sqlite3'}"
+        yield f"sqlite:///{tmp_path_factory.mktemp('served') / 'db.sqlite3'}"
+        return
     import psycopg
 
     parts = urlsplit(url)
@@ -32,7 +35,11 @@ def served_database_url(tmp_path_factory, suffix: str) -> str:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    return urlunsplit(parts._replace(path=f"/{name}"))
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass
@@ -81,10 +88,12 @@ class ChatServer:
 
 @pytest.fixture(scope="session")
 def chat_server(tmp_path_factory):
-    env = server_env(
-        served_database_url(tmp_path_factory, "chat"),
-        ROOMKEY_CHAT_AUTH_TIMEOUT_SECONDS=str(AUTH_TIMEOUT_SECONDS),
-    )
+    with served_database(tmp_path_factory, "chat") as database_url:
+        yield from _serve(database_url)
+
+
+def _serve(database_url):
+    env = server_env(database_url, ROOMKEY_CHAT_AUTH_TIMEOUT_SECONDS=str(AUTH_TIMEOUT_SECONDS))
     demo = prepare_database(env)
     other = json.loads(
         subprocess.run(

@@ -355,3 +355,44 @@ async def test_origin_policy(chat_server):
         async with Relay.open(chat_server.relay, origin="https://evil.example"):
             pass
     assert refused.value.response.status_code == 403
+
+
+async def test_reauthenticate_moves_the_socket_to_a_fresh_token(chat_server):
+    keep, drop = room(), room()
+    first = chat_server.mint("alice", [keep, drop])
+    second = chat_server.mint("alice", [keep])
+    someone_else = chat_server.mint("bob", [keep])
+    async with Relay.open(chat_server.relay) as relay:
+        await relay.connect(first)
+        await relay.result("chat.subscribe", {"channels": [{"name": keep}, {"name": drop}]})
+
+        async def reauth(token):
+            return await relay.call(
+                "signalwire.reauthenticate", {"authentication": {"jwt_token": token}}
+            )
+
+        assert (await reauth(someone_else))["error"]["code"] == -32002
+        assert (await reauth("garbage"))["error"]["code"] == -32002
+        result = (await reauth(second))["result"]
+        assert result["authorization"]["channels"] == {keep: RW}
+        # The old token's revocation no longer concerns this socket; the new one's does.
+        await asyncio.to_thread(chat_server.revoke, first)
+        await asyncio.sleep(0.3)
+        assert "result" in await relay.call("signalwire.ping", {})  # still open
+        # Channels the new token does not grant were left.
+        assert (await relay.result("chat.messages.get", {"channel": drop}))["code"] == "403"
+        assert (await relay.result("chat.publish", {"channel": keep, "content": "still"}))[
+            "code"
+        ] == "200"
+        await asyncio.to_thread(chat_server.revoke, second)
+        assert await relay.closed(timeout=1.0) == live.CLOSE_REVOKED
+
+
+async def test_channel_name_length_at_n_and_n_plus_1(chat_server):
+    longest = "n" * 249 + uuid.uuid4().hex[:1]
+    token = chat_server.mint("alice", [longest])
+    async with Relay.open(chat_server.relay) as relay:
+        await relay.connect(token)
+        ok = await relay.result("chat.publish", {"channel": longest, "content": "x"})
+        too_long = await relay.result("chat.publish", {"channel": longest + "n", "content": "x"})
+    assert ok["code"] == "200" and too_long["code"] == "400"
