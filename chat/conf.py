@@ -8,6 +8,8 @@ DEFAULTS = {
     "CHAT_AUTH_TIMEOUT_SECONDS": 5.0,
     # Largest relay frame, in bytes of UTF-8; a bigger one closes the socket (1009).
     "CHAT_MAX_FRAME_BYTES": 128 * 1024,
+    # An authenticated socket re-checks its token this often even when it sends nothing.
+    "CHAT_RECHECK_SECONDS": 30.0,
 }
 
 
@@ -21,3 +23,7 @@ def auth_timeout() -> float:
 
 def max_frame_bytes() -> int:
     return int(_get("CHAT_MAX_FRAME_BYTES"))
+
+
+def recheck_seconds() -> float:
+    return float(_get("CHAT_RECHECK_SECONDS"))

@@ -94,6 +94,8 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
     async def connect(self):
         self.subscriptions: dict[str, object] = {}  # channel name -> Conversation
         self._auth_timer = None
+        self._recheck_timer = None
+        self._checked_at = 0.0
         await self.accept()
         loop = asyncio.get_running_loop()
         self._auth_timer = loop.call_later(
@@ -105,8 +107,9 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
             await self.close(code=live.CLOSE_AUTH_TIMEOUT, reason="authentication timeout")
 
     async def disconnect(self, code):
-        if self._auth_timer is not None:
-            self._auth_timer.cancel()
+        for timer in (self._auth_timer, self._recheck_timer):
+            if timer is not None:
+                timer.cancel()
         if self.subscriptions:
             names = list(self.subscriptions)
             await self._leave(names)
@@ -135,7 +138,11 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
             rid = None
         if "method" not in frame:
             if ("result" in frame or "error" in frame) and rid is not None:
-                return  # the client's ack of an event, or its answer to a ping
+                # The client's ack of an event (or answer to a ping). Acks come one per event
+                # per socket, so they re-check the token at most once a second.
+                if self.grant is not None and time.monotonic() - self._checked_at > 1.0:
+                    await self._recheck()
+                return
             await self._error(rid, INVALID_REQUEST, "A request needs a method.")
             return
         method, params = frame.get("method"), frame.get("params", {})
@@ -147,12 +154,9 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
         if not isinstance(params, dict):
             await self._error(rid, INVALID_PARAMS, "params must be an object.")
             return
-        if self.grant is not None:
-            # The channel layer may have dropped a revocation; every frame re-checks.
-            reason = await self.token_still_valid()
-            if reason is not None:
-                await self.live_closing(reason, live.CLOSE_FOR_REASON.get(reason, 4001))
-                return
+        # The channel layer may have dropped a revocation; every request re-checks.
+        if self.grant is not None and not await self._recheck():
+            return
         try:
             result = await self._dispatch(method, params)
         except RpcError as exc:
@@ -173,6 +177,27 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
             await self._error(rid, INTERNAL_ERROR, "Internal error.")
             return
         await self._send({"jsonrpc": "2.0", "id": rid, "result": result})
+
+    async def _recheck(self) -> bool:
+        """Is the token still usable? If not, close the socket (and say False)."""
+        self._checked_at = time.monotonic()
+        reason = await self.token_still_valid()
+        if reason is None:
+            return True
+        await self.live_closing(reason, live.CLOSE_FOR_REASON.get(reason, live.CLOSE_INVALID_TOKEN))
+        return False
+
+    def _schedule_recheck(self) -> None:
+        # A socket that sends nothing (a Fabric client that only listens) is still re-checked
+        # now and then, in case the layer dropped its revocation.
+        async def tick():
+            if await self._recheck():
+                self._schedule_recheck()
+
+        loop = asyncio.get_running_loop()
+        self._recheck_timer = loop.call_later(
+            conf.recheck_seconds(), lambda: asyncio.ensure_future(tick())
+        )
 
     async def _send(self, payload) -> None:
         await self.send(text_data=_dumps(payload))
@@ -216,6 +241,8 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
             self._auth_timer.cancel()
             self._auth_timer = None
         await self.bind_token(jti=grant.jti, kind="chat", expires_at=grant.expires_at)
+        self._checked_at = time.monotonic()
+        self._schedule_recheck()
         if major == V4:
             await self._join_fabric_groups()
         return self._connect_result()

@@ -187,10 +187,12 @@ ROOMKEY = {
     # Largest request body accepted: bigger ones are refused by tokens.asgi.RequestBodyLimit
     # before Django reads them (and by the API parsers, under any other server).
     "MAX_BODY_BYTES": env.int("ROOMKEY_MAX_BODY_BYTES", default=1024 * 1024),
-    # Chat relay (README "Chat"): seconds to authenticate, largest frame in bytes, and the
-    # browser origins (besides ALLOWED_HOSTS) whose pages may open Roomkey's WebSockets.
+    # Chat relay (README "Chat"): seconds to authenticate, largest frame in bytes, how often an
+    # idle socket re-checks its token, and the browser origins (besides ALLOWED_HOSTS) whose
+    # pages may open Roomkey's WebSockets.
     "CHAT_AUTH_TIMEOUT_SECONDS": env.float("ROOMKEY_CHAT_AUTH_TIMEOUT_SECONDS", default=5.0),
     "CHAT_MAX_FRAME_BYTES": env.int("ROOMKEY_CHAT_MAX_FRAME_BYTES", default=128 * 1024),
+    "CHAT_RECHECK_SECONDS": env.float("ROOMKEY_CHAT_RECHECK_SECONDS", default=30.0),
     "WS_ALLOWED_ORIGINS": env.list("ROOMKEY_WS_ALLOWED_ORIGINS", default=[]),
 }
 

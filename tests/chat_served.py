@@ -30,7 +30,8 @@ def served_database(tmp_path_factory, suffix: str):
     import psycopg
 
     parts = urlsplit(url)
-    name = f"{parts.path.lstrip('/') or 'roomkey'}_served_{suffix}"
+    # The pid keeps concurrent test sessions (and the suite's own pytest subprocesses) apart.
+    name = f"{parts.path.lstrip('/') or 'roomkey'}_served_{suffix}_{os.getpid()}"
     admin = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -89,3 +89,15 @@ async def test_the_subscription_leaves_with_the_socket(project):
         return list(selectors.members_present(conversation=conversation))
 
     assert await db_async(present)() == []
+
+
+async def test_an_idle_socket_is_rechecked_too(project, settings):
+    settings.ROOMKEY = {**settings.ROOMKEY, "CHAT_RECHECK_SECONDS": 0.2}
+    issued = await db_async(mint_chat)(project)
+    socket = await _open(issued.token)
+    # Revoked behind the layer's back, and the client sends nothing at all.
+    await db_async(
+        lambda: IssuedToken.objects.filter(pk=issued.row.pk).update(revoked_at=issued.row.issued_at)
+    )()
+    out = await socket.receive_output(timeout=2)
+    assert out == {"type": "websocket.close", "code": live.CLOSE_REVOKED, "reason": "revoked"}

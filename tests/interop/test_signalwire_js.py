@@ -22,7 +22,9 @@ JS = Path(__file__).resolve().parent / "js"
 NODE = shutil.which("node")
 
 
-@pytest.fixture(scope="module")
+# Session-scoped like chat_server and listed before it, so that a missing `node` is found
+# before a server is started for nothing.
+@pytest.fixture(scope="session")
 def node():
     if NODE is None:
         if os.environ.get("ROOMKEY_REQUIRE_NODE") == "1":
