@@ -9,4 +9,6 @@ urlpatterns = [
     path("", include("tokens.urls")),
     path("", include("agents.urls")),
     path("", include("chat.urls")),
+    path("", include("chat.api_urls")),
+    path("", include("chat.demo_urls")),
 ]
