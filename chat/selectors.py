@@ -201,9 +201,11 @@ def messages_page(
 
 def _older(ts, pk, inclusive=False) -> Q:
     same = Q(ts=ts, id__lte=pk) if inclusive else Q(ts=ts, id__lt=pk)
-    return Q(ts__lt=ts) | same
+    # The redundant `ts <= x` bound lets the database range-scan the keyset index from the
+    # cursor; the OR alone makes PostgreSQL scan from one end of the conversation.
+    return Q(ts__lte=ts) & (Q(ts__lt=ts) | same)
 
 
 def _newer(ts, pk, inclusive=False) -> Q:
     same = Q(ts=ts, id__gte=pk) if inclusive else Q(ts=ts, id__gt=pk)
-    return Q(ts__gt=ts) | same
+    return Q(ts__gte=ts) & (Q(ts__gt=ts) | same)
