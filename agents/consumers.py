@@ -128,6 +128,7 @@ class VoiceSessionConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
                 "type": "message.received",
                 "id": str(message.pk),
                 "created_at": message.created_at.isoformat().replace("+00:00", "Z"),
+                "conversation_id": str(message.chat_message.conversation_id),
             }
         )
 

@@ -314,8 +314,8 @@ class LiveKitConfig(models.Model):
 class VoiceSessionMessage(models.Model):
     """A text message a client sent on a voice session's WebSocket.
 
-    Written as it arrives, kept with its session (deleted with it). When chat conversations
-    exist (issue 4) a receiver of `agents.signals.voice_session_message` copies it there.
+    Written as it arrives, kept with its session (deleted with it), and written to the
+    session's chat conversation too (channel `voice-<session id>`, agents.services).
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from chat import services as chat_services
 from tokens import crypto, live
 from tokens import services as token_services
 from tokens.conf import roomkey_settings
@@ -534,11 +535,29 @@ def voice_session_end(*, session: VoiceSession, by: str = "", reason: str = "end
     return ended
 
 
+def voice_session_channel(session: VoiceSession) -> str:
+    """The chat channel (address name) holding a voice session's conversation."""
+    return f"voice-{session.pk}"
+
+
 def voice_message_store(*, session: VoiceSession, text: str) -> VoiceSessionMessage:
+    """Keep a message the client typed on the voice socket, on the session and in the
+    session's chat conversation (channel `voice-<session id>`), which fans it out to that
+    channel's subscribers like any chat message. The returned row carries the chat message
+    as `chat_message`."""
     with transaction.atomic():
         message = VoiceSessionMessage.objects.create(session=session, text=text)
-        # The hook for chat (issue 4): a receiver writes the message to the session's
-        # conversation. Sent after commit so it never sees a rolled-back message.
+        conversation = chat_services.conversation_for_name(
+            project=session.project, name=voice_session_channel(session)
+        )
+        message.chat_message = chat_services.message_send(
+            conversation=conversation,
+            member_id=f"voice-session-{session.pk}",
+            user_name="caller",
+            text=text,
+            details={"voice_session_id": str(session.pk), "agent_id": str(session.agent_id)},
+        )
+        # For other listeners; sent after commit so none sees a rolled-back message.
         transaction.on_commit(
             lambda: voice_session_message.send(
                 sender=VoiceSession, session=session, message=message

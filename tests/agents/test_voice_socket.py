@@ -106,6 +106,15 @@ async def test_session_lifecycle_messages_and_malformed_frames(served):
 
         ack = await exchange(ws, {"type": "message", "text": "hello"})
         assert ack["type"] == "message.received" and ack["id"]
+        # The message is in the session's chat conversation too, for the chat API and relay.
+        found = served.http.get("/api/v1/addresses", params={"name": f"voice-{session_id}"}).json()[
+            "results"
+        ]
+        assert [a["id"] for a in found] == [ack["conversation_id"]]
+        history = served.http.get(
+            f"/api/v1/conversations/{ack['conversation_id']}/messages"
+        ).json()["results"]
+        assert [(m["text"], m["user_name"]) for m in history] == [("hello", "caller")]
         assert (await exchange(ws, {"type": "ping"})) == {"type": "pong"}
         for frame, code in [
             ("not json", "invalid_json"),
