@@ -18,6 +18,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from django.views.decorators.debug import sensitive_variables
+
 from tokens import crypto, kinds
 from tokens.conf import roomkey_settings
 from tokens.kinds import Decoded, TokenKind
@@ -104,6 +106,7 @@ def connect_signals() -> None:
 # --- Reads (cached) -----------------------------------------------------------------------
 
 
+@sensitive_variables()  # keep key material out of error reports
 def secret_keys(project_id) -> tuple:
     """((key bytes, valid until epoch or None), …): the current secret, and the previous one
     while its grace window lasts."""
@@ -128,6 +131,7 @@ def signed_for(parts: crypto.ToolTokenParts, project_id, now: float) -> bool:
     return _signed_until(parts, project_id, now) is not False
 
 
+@sensitive_variables()  # keep key material out of error reports
 def _signed_until(parts: crypto.ToolTokenParts, project_id, now: float) -> float | bool | None:
     """None: signed with the current secret; a time: with the previous one, good until then;
     False: with neither."""

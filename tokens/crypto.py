@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 import jwt
+from django.views.decorators.debug import sensitive_variables
 
 API_KEY_PREFIX_CHARS = 12  # hex characters of the public, indexed part of an API key
 SIGNING_SECRET_BYTES = 64  # HS512 wants a key at least as long as its 512-bit output
@@ -84,6 +85,7 @@ def decode_basic_credentials(encoded: bytes) -> tuple[str, str] | None:
 # --- JWTs ---------------------------------------------------------------------------------
 
 
+@sensitive_variables()  # keep key material out of error reports
 def jwt_encode(claims: dict, *, secret: bytes, alg: str, headers: dict) -> str:
     return jwt.encode(claims, secret, algorithm=alg, headers=headers)
 
@@ -116,6 +118,7 @@ class BadSignature(Exception):
     pass
 
 
+@sensitive_variables()  # keep key material out of error reports
 def jwt_decode(raw: str, *, secret: bytes, alg: str) -> dict:
     """Check the signature with exactly `alg` and return the claims.
 
@@ -187,6 +190,7 @@ def _tool_signature(key: bytes, call_id: str, function: str, expiry: str, nonce:
     return hmac.digest(key, message, "sha256").hex()
 
 
+@sensitive_variables()  # keep key material out of error reports
 def tool_token_encode(*, secret: str, call_id: str, function: str, expiry: int) -> str:
     nonce = secrets.token_hex(8)
     signature = _tool_signature(secret.encode(), call_id, function, str(expiry), nonce)
@@ -230,6 +234,7 @@ def tool_token_parse(raw: str) -> ToolTokenParts:
     return ToolTokenParts(call_id, function, expires, nonce, signature, text)
 
 
+@sensitive_variables()  # keep key material out of error reports
 def tool_token_signed_with(parts: ToolTokenParts, key: bytes) -> bool:
     """`key`: the secret's UTF-8 bytes."""
     expected = _tool_signature(key, parts.call_id, parts.function, str(parts.expiry), parts.nonce)

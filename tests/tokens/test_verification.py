@@ -573,3 +573,19 @@ def test_introspect_by_another_project_is_inactive(project, other_project_and_ke
 @pytest.mark.parametrize("raw", ["", "a.b.c", None, 42, b"\xff"], ids=repr)
 def test_introspect_garbage_is_inactive(project, raw):
     assert services.token_introspect(raw, project=project) == {"active": False}
+
+
+def test_key_material_stays_out_of_error_reports(rf):
+    """A crash inside signing must not print the secret in Django's error page or mail."""
+    import sys
+
+    from django.views.debug import ExceptionReporter
+
+    secret = b"s" * 64
+    try:
+        crypto.jwt_encode({"a": 1}, secret=secret, alg="NOPE", headers={})
+    except Exception:
+        reporter = ExceptionReporter(rf.get("/"), *sys.exc_info())
+        text = reporter.get_traceback_text()
+    assert "jwt_encode" in text
+    assert repr(secret) not in text and "sssssssss" not in text
