@@ -264,6 +264,27 @@ def test_page_size_limit(api, project, path):
         assert response.status_code == 400 and list(response.json()) == ["page_size"]
 
 
+@pytest.mark.django_db
+def test_bad_list_cursor_is_a_400_naming_it(api, general):
+    """DRF's own answer to a bad cursor is a 404, as if the list were gone; here it is the
+    same 400 the history's cursors get."""
+    for path in (ADDRESSES, CONVERSATIONS, f"{CONVERSATIONS}/{general.pk}/members"):
+        assert api.get(path).status_code == 200
+        # Not base64; base64 of junk; too long; a well-formed cursor whose position ("p=2020")
+        # is not a time (DRF would pass it to the database: a 500).
+        for bad in ("x", "bm9wZQ", "a" * 300, "cD0yMDIw", "bz0xJnI9MSZwPXg="):
+            response = api.get(path, {"cursor": bad})
+            assert response.status_code == 400, (path, bad)
+            assert response.json() == {"cursor": ["Cursor is not valid."]}
+        # Positions that are times at the ends of the calendar, and huge offsets: no 500.
+        for odd in (
+            "cD05OTk5LTEyLTMxVDIzOjU5OjU5LTE0OjAw",  # p=9999-12-31T23:59:59-14:00
+            "cD0wMDAxLTAxLTAxVDAwOjAwOjAwJTJCMTQ6MDA=",  # p=0001-01-01T00:00:00+14:00
+            "bz05OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OQ==",  # o=99999999999999999999999999
+        ):
+            assert api.get(path, {"cursor": odd}).status_code in (200, 400), (path, odd)
+
+
 # --- Messages -----------------------------------------------------------------------------
 
 
