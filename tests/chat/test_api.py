@@ -23,6 +23,7 @@ from chat.models import (
     Conversation,
     Message,
 )
+from tests.helpers import mint_chat
 
 ADDRESSES = "/api/v1/addresses"
 CONVERSATIONS = "/api/v1/conversations"
@@ -69,6 +70,17 @@ def test_every_endpoint_needs_an_api_key(client_for, path):
         response = client.get(path)
         assert response.status_code == 401
         assert set(response.json()) == {"detail"}
+
+
+@pytest.mark.django_db
+def test_a_chat_token_is_not_an_api_key(client_for, project, general):
+    token = mint_chat(project, member_id="alice").token
+    for path in (ADDRESSES, CONVERSATIONS, f"{CONVERSATIONS}/{general.pk}/messages"):
+        response = client_for(token).get(path)
+        assert response.status_code == 401, path
+    response = client_for(token).post("/api/chat/tokens", {"ttl": 1, "channels": ["x"]})
+    assert response.status_code == 401
+    assert client_for(token).post("/api/v1/tokens/revoke", {"token": token}).status_code == 401
 
 
 @pytest.mark.django_db

@@ -97,6 +97,13 @@ async def test_a_revoked_token_cannot_connect(chat_server):
         assert await relay.closed() == live.CLOSE_INVALID_TOKEN
 
 
+async def test_an_api_key_is_not_a_chat_token(chat_server):
+    async with Relay.open(chat_server.relay) as relay:
+        reply = await relay.connect(chat_server.api_key)
+        assert reply["error"]["code"] == -32002
+        assert await relay.closed() == live.CLOSE_INVALID_TOKEN
+
+
 async def test_another_projects_key_cannot_forge_into_this_project(chat_server):
     # A token of the other project authenticates as the other project, never this one.
     token = chat_server.mint("mallory", ["general"], other=True)
