@@ -244,9 +244,11 @@ def test_conversations_list_and_retrieve(api, other_api, project, general):
     assert one["name"] == "general" and one["display_name"] == "General"
     assert other_api.get(CONVERSATIONS).json()["results"] == []
     for path in ("", "/messages", "/members"):
-        response = other_api.get(f"{CONVERSATIONS}/{general.pk}{path}")
-        assert response.status_code == 404
-        assert response.json() == NOT_FOUND
+        # Another project's, an unknown and a malformed id: one identical 404.
+        for client, ident in [(other_api, general.pk), (api, uuid.uuid4()), (api, "not-a-uuid")]:
+            response = client.get(f"{CONVERSATIONS}/{ident}{path}")
+            assert response.status_code == 404, (ident, path)
+            assert response.json() == NOT_FOUND
     assert (
         other_api.post(messages_url(general.pk), {"text": "hi"}, format="json").status_code == 404
     )
