@@ -7,7 +7,8 @@ and the Fabric API page with too, wrapped in DRF's cursor-pagination answer shap
 refused rather than silently clamped.
 """
 
-from rest_framework import serializers
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import exceptions, serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
@@ -34,6 +35,22 @@ class ListPagination(CursorPagination):
         query = PageSizeSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         return query.validated_data["page_size"]
+
+    def paginate_queryset(self, queryset, request, view=None):
+        # DRF answers an undecodable cursor with 404 "Invalid cursor", as if the list were
+        # gone, and passes a decodable one's position to the database unchecked (`p=2020`, or
+        # a time past year 9999 in UTC, was a 500). Both are the 400 naming the parameter
+        # that the history's cursors get.
+        field = queryset.model._meta.get_field(self.ordering[0].lstrip("-"))
+        try:
+            cursor = self.decode_cursor(request)
+            if cursor is not None and cursor.position is not None:
+                field.get_prep_value(field.to_python(cursor.position))
+            return super().paginate_queryset(queryset, request, view)
+        except (exceptions.NotFound, DjangoValidationError, ValueError, OverflowError):
+            raise exceptions.ValidationError(
+                {self.cursor_query_param: ["Cursor is not valid."]}, code="invalid"
+            ) from None
 
 
 class MemberPagination(ListPagination):

@@ -44,13 +44,15 @@ MEMBERS_MAX = 1000  # members listed by chat.members.get
 CHANNELS_PER_REQUEST_MAX = 500  # as many as a token can grant
 
 
-class RequestError(Exception):
-    """A `chat.*` request refused with a SignalWire result code ("400", "403", "404")."""
-
-    def __init__(self, code: str, message: str):
+class _Refused(Exception):
+    def __init__(self, code, message: str):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class RequestError(_Refused):
+    """A `chat.*` request refused with a SignalWire result code ("400", "403", "404")."""
 
 
 class AuthFailed(Exception):
@@ -61,13 +63,9 @@ class AuthFailed(Exception):
         self.reason = reason
 
 
-class RpcError(Exception):
-    """A protocol-level fault answered with a JSON-RPC error; the socket stays open."""
-
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class RpcError(_Refused):
+    """A protocol-level fault answered with a JSON-RPC error (an int code); the socket stays
+    open."""
 
 
 def _reject_constant(name):
@@ -237,14 +235,7 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
         major = version.get("major") if isinstance(version, dict) else None
         if major not in (V3, V4) or isinstance(major, bool):
             raise RpcError(INVALID_PARAMS, "version.major must be 3 (chat) or 4 (Fabric).")
-        auth = params.get("authentication")
-        token = auth.get("jwt_token") if isinstance(auth, dict) else None
-        if not isinstance(token, str):
-            raise RpcError(INVALID_PARAMS, "authentication.jwt_token is required.")
-        try:
-            grant = await database_sync_to_async(chat_grant)(token)
-        except ChatAuthError as exc:
-            raise AuthFailed(exc.reason) from None
+        grant = await self._grant_of(params, refused=AuthFailed)
         self.grant, self.version = grant, major
         if self._auth_timer is not None:
             self._auth_timer.cancel()
@@ -256,17 +247,25 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
             await self._join_fabric_groups()
         return self._connect_result()
 
-    async def _reauthenticate(self, params: dict) -> dict:
-        """`signalwire.reauthenticate` (the v3 client's token refresh): the socket moves to a
-        fresh token of the same project and member; a refused token leaves it as it was."""
+    async def _grant_of(self, params: dict, *, refused) -> ChatGrant:
+        """The grant of `authentication.jwt_token`; `refused(reason)` is raised for a token
+        that is not a usable chat token."""
         auth = params.get("authentication")
         token = auth.get("jwt_token") if isinstance(auth, dict) else None
         if not isinstance(token, str):
             raise RpcError(INVALID_PARAMS, "authentication.jwt_token is required.")
         try:
-            grant = await database_sync_to_async(chat_grant)(token)
+            return await database_sync_to_async(chat_grant)(token)
         except ChatAuthError as exc:
-            raise RpcError(AUTH_FAILED, f"Authentication failed: {exc.reason}.") from None
+            raise refused(exc.reason) from None
+
+    async def _reauthenticate(self, params: dict) -> dict:
+        """`signalwire.reauthenticate` (the v3 client's token refresh): the socket moves to a
+        fresh token of the same project and member; a refused token leaves it as it was."""
+        grant = await self._grant_of(
+            params,
+            refused=lambda reason: RpcError(AUTH_FAILED, f"Authentication failed: {reason}."),
+        )
         old = self.grant
         if grant.project.pk != old.project.pk or grant.member_id != old.member_id:
             raise RpcError(AUTH_FAILED, "The new token must be for the same member.")

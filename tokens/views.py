@@ -1,5 +1,6 @@
 """HTTP wiring: authenticate, validate, call a service, shape the answer."""
 
+from django.conf import settings
 from django.views.generic import TemplateView
 from rest_framework import exceptions, status
 from rest_framework.exceptions import ErrorDetail
@@ -19,6 +20,8 @@ class LandingView(TemplateView):
         context = super().get_context_data(**kwargs)
         context["base_url"] = self.request.build_absolute_uri("/").rstrip("/")
         context["demo_project"] = selectors.demo_project()
+        # chat.demo serves the demo page only while DEBUG is on: no link to a 404 otherwise.
+        context["chat_demo"] = settings.DEBUG and context["demo_project"] is not None
         return context
 
 

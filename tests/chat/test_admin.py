@@ -99,21 +99,16 @@ def test_hide_and_unhide_actions(admin_client, general):
     changelist = admin_client.get(url("message_changelist"))
     assert changelist.status_code == 200
     assert b"hide_messages" in changelist.content
-    response = admin_client.post(
-        url("message_changelist"),
-        {"action": "hide_messages", "_selected_action": [str(hide.pk)]},
-        follow=True,
-    )
-    assert b"Hid 1 message(s)." in response.content
+
+    def act(action):
+        data = {"action": action, "_selected_action": [str(hide.pk)]}
+        return admin_client.post(url("message_changelist"), data, follow=True).content
+
+    assert b"Hid 1 message(s)." in act("hide_messages")
     hide.refresh_from_db()
     keep.refresh_from_db()
     assert hide.hidden and not keep.hidden
-    response = admin_client.post(
-        url("message_changelist"),
-        {"action": "unhide_messages", "_selected_action": [str(hide.pk)]},
-        follow=True,
-    )
-    assert b"Unhid 1 message(s)." in response.content
+    assert b"Unhid 1 message(s)." in act("unhide_messages")
     hide.refresh_from_db()
     assert not hide.hidden
     # Messages are never edited or added in the admin.

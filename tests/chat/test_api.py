@@ -23,6 +23,7 @@ from chat.models import (
     Conversation,
     Message,
 )
+from tests.helpers import mint_chat
 
 ADDRESSES = "/api/v1/addresses"
 CONVERSATIONS = "/api/v1/conversations"
@@ -69,6 +70,17 @@ def test_every_endpoint_needs_an_api_key(client_for, path):
         response = client.get(path)
         assert response.status_code == 401
         assert set(response.json()) == {"detail"}
+
+
+@pytest.mark.django_db
+def test_a_chat_token_is_not_an_api_key(client_for, project, general):
+    token = mint_chat(project, member_id="alice").token
+    for path in (ADDRESSES, CONVERSATIONS, f"{CONVERSATIONS}/{general.pk}/messages"):
+        response = client_for(token).get(path)
+        assert response.status_code == 401, path
+    response = client_for(token).post("/api/chat/tokens", {"ttl": 1, "channels": ["x"]})
+    assert response.status_code == 401
+    assert client_for(token).post("/api/v1/tokens/revoke", {"token": token}).status_code == 401
 
 
 @pytest.mark.django_db
@@ -232,9 +244,11 @@ def test_conversations_list_and_retrieve(api, other_api, project, general):
     assert one["name"] == "general" and one["display_name"] == "General"
     assert other_api.get(CONVERSATIONS).json()["results"] == []
     for path in ("", "/messages", "/members"):
-        response = other_api.get(f"{CONVERSATIONS}/{general.pk}{path}")
-        assert response.status_code == 404
-        assert response.json() == NOT_FOUND
+        # Another project's, an unknown and a malformed id: one identical 404.
+        for client, ident in [(other_api, general.pk), (api, uuid.uuid4()), (api, "not-a-uuid")]:
+            response = client.get(f"{CONVERSATIONS}/{ident}{path}")
+            assert response.status_code == 404, (ident, path)
+            assert response.json() == NOT_FOUND
     assert (
         other_api.post(messages_url(general.pk), {"text": "hi"}, format="json").status_code == 404
     )
@@ -262,6 +276,27 @@ def test_page_size_limit(api, project, path):
     for bad in (101, 0, "x"):
         response = api.get(path, {"page_size": bad})
         assert response.status_code == 400 and list(response.json()) == ["page_size"]
+
+
+@pytest.mark.django_db
+def test_bad_list_cursor_is_a_400_naming_it(api, general):
+    """DRF's own answer to a bad cursor is a 404, as if the list were gone; here it is the
+    same 400 the history's cursors get."""
+    for path in (ADDRESSES, CONVERSATIONS, f"{CONVERSATIONS}/{general.pk}/members"):
+        assert api.get(path).status_code == 200
+        # Not base64; base64 of junk; too long; a well-formed cursor whose position ("p=2020")
+        # is not a time (DRF would pass it to the database: a 500).
+        for bad in ("x", "bm9wZQ", "a" * 300, "cD0yMDIw", "bz0xJnI9MSZwPXg="):
+            response = api.get(path, {"cursor": bad})
+            assert response.status_code == 400, (path, bad)
+            assert response.json() == {"cursor": ["Cursor is not valid."]}
+        # Positions that are times at the ends of the calendar, and huge offsets: no 500.
+        for odd in (
+            "cD05OTk5LTEyLTMxVDIzOjU5OjU5LTE0OjAw",  # p=9999-12-31T23:59:59-14:00
+            "cD0wMDAxLTAxLTAxVDAwOjAwOjAwJTJCMTQ6MDA=",  # p=0001-01-01T00:00:00+14:00
+            "bz05OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OQ==",  # o=99999999999999999999999999
+        ):
+            assert api.get(path, {"cursor": odd}).status_code in (200, 400), (path, odd)
 
 
 # --- Messages -----------------------------------------------------------------------------

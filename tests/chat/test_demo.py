@@ -75,3 +75,5 @@ def test_landing_page_links_the_demo(settings, db):
     assert b"/demo/chat" not in Client().get("/").content
     services.project_create(name=DEMO_PROJECT_NAME)
     assert b'href="/demo/chat"' in Client().get("/").content
+    settings.DEBUG = False  # the page is a 404 then: no link to it
+    assert b"/demo/chat" not in Client().get("/").content

@@ -97,6 +97,13 @@ async def test_a_revoked_token_cannot_connect(chat_server):
         assert await relay.closed() == live.CLOSE_INVALID_TOKEN
 
 
+async def test_an_api_key_is_not_a_chat_token(chat_server):
+    async with Relay.open(chat_server.relay) as relay:
+        reply = await relay.connect(chat_server.api_key)
+        assert reply["error"]["code"] == -32002
+        assert await relay.closed() == live.CLOSE_INVALID_TOKEN
+
+
 async def test_another_projects_key_cannot_forge_into_this_project(chat_server):
     # A token of the other project authenticates as the other project, never this one.
     token = chat_server.mint("mallory", ["general"], other=True)
@@ -120,6 +127,19 @@ BAD_FRAMES = [
     ('{"jsonrpc": "2.0", "id": "1", "method": "chat.publish", "params": {"x": NaN}}', -32700),
     ('{"jsonrpc": "2.0", "id": "1", "method": "chat.publish", "params": {"x": 1e999}}', -32700),
     ("[" * 50_000 + "]" * 50_000, -32700),
+    # A batch (JSON-RPC arrays are not part of the relay's subset), even of a valid request.
+    ('[{"jsonrpc": "2.0", "id": "1", "method": "signalwire.ping"}]', -32600),
+    # Ids that are neither a string nor an integer, and one too long for Python's int().
+    ('{"jsonrpc": "2.0", "id": {"a": 1}, "method": "signalwire.ping"}', -32600),
+    ('{"jsonrpc": "2.0", "id": [1], "method": "signalwire.ping"}', -32600),
+    ('{"jsonrpc": "2.0", "id": true, "method": "signalwire.ping"}', -32600),
+    ('{"jsonrpc": "2.0", "id": ' + "9" * 5000 + ', "method": "signalwire.ping"}', -32700),
+    # A notification (no id) of a chat method: an error, nothing published.
+    (
+        '{"jsonrpc": "2.0", "method": "chat.publish", "params": {"channel": "x", "content": "y"}}',
+        -32600,
+    ),
+    ('{"jsonrpc": "2.0", "id": "1", "method": "chat.pub\u202elish", "params": {}}', -32601),
 ]
 
 

@@ -9,7 +9,9 @@ import pytest
 from asgiref.testing import ApplicationCommunicator
 from channels.db import database_sync_to_async as db_async
 
-from chat.consumers import RelayConsumer
+from chat import services as chat_services
+from chat.consumers import MEMBERS_MAX, RelayConsumer
+from chat.models import Member
 from tests.helpers import RELAY, mint_chat
 from tokens import kinds, live, services
 from tokens.models import IssuedToken
@@ -101,3 +103,24 @@ async def test_an_idle_socket_is_rechecked_too(project, settings):
     )()
     out = await socket.receive_output(timeout=2)
     assert out == {"type": "websocket.close", "code": live.CLOSE_REVOKED, "reason": "revoked"}
+
+
+async def test_members_get_lists_at_most_members_max(project):
+    """`chat.members.get` lists MEMBERS_MAX present members, oldest join first, never more."""
+
+    def crowd(count):
+        conversation = chat_services.conversation_for_name(project=project, name="general")
+        Member.objects.filter(conversation=conversation).delete()
+        Member.objects.bulk_create(
+            Member(conversation=conversation, member_id=f"m{i:05d}") for i in range(count)
+        )
+
+    issued = await db_async(mint_chat)(project)
+    socket = await _open(issued.token)
+    for count, listed in ((MEMBERS_MAX, MEMBERS_MAX), (MEMBERS_MAX + 1, MEMBERS_MAX)):
+        await db_async(crowd)(count)
+        reply = await socket.call("chat.members.get", {"channel": "general"})
+        members = reply["result"]["members"]
+        assert len(members) == listed
+        assert members[0]["id"] == "m00000"
+    await socket.send_input({"type": "websocket.disconnect", "code": 1000})

@@ -141,6 +141,11 @@ def test_fabric_chat_v28(node, chat_server):
         ["bob 0", "hello fabric"],
     ]
     assert [(p["hasNext"], p["hasPrev"]) for p in pages] == [(True, False), (False, True)]
+    assert report["back"] == {
+        "texts": ["bob 4", "bob 3", "bob 2", "bob 1"],
+        "hasNext": True,
+        "hasPrev": False,
+    }
     assert report["afterUnsubscribe"] == 0
     assert report["unknownAddress"] == "Error fetching the conversation messages!"
 

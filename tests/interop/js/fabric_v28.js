@@ -68,6 +68,9 @@ async function main() {
     if (pages.length > 10) break;
   }
   report.pages = pages;
+  // And back: prevPage from the last page follows its relative `prev` link to newer messages.
+  const back = page && (await page.prevPage());
+  report.back = back && { texts: back.data.map((m) => m.text), hasNext: back.hasNext, hasPrev: back.hasPrev };
 
   sub.unsubscribe();
   const before = received.length;
