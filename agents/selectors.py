@@ -1,28 +1,19 @@
 """Reads, tenant-scoped: another project's object is not found, exactly like an unknown one."""
 
-import uuid
 from dataclasses import dataclass, field
 
 from django.conf import settings
 
 from tokens.models import Project
+from tokens.selectors import as_uuid
 
 from .models import Agent, AgentVersion, Assistant, CallSession, LiveKitConfig, VoiceSession
 
 # --- Issue 3: agents, assistants, LiveKit credentials, voice sessions ------------------------
 
 
-def _as_uuid(value) -> uuid.UUID | None:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError, AttributeError):
-        return None
-
-
 def agent_for(*, project, agent_id) -> Agent | None:
-    pk = _as_uuid(agent_id)
+    pk = as_uuid(agent_id)
     if pk is None:
         return None
     return Agent.objects.filter(project=project, pk=pk).select_related("active_version").first()
@@ -30,14 +21,14 @@ def agent_for(*, project, agent_id) -> Agent | None:
 
 def version_of(*, agent: Agent, version_id) -> AgentVersion | None:
     """A version of `agent` (of any status), or None for an unknown or other agent's one."""
-    pk = _as_uuid(version_id)
+    pk = as_uuid(version_id)
     if pk is None:
         return None
     return AgentVersion.objects.filter(agent=agent, pk=pk).first()
 
 
 def assistant_for(*, project, assistant_id) -> Assistant | None:
-    pk = _as_uuid(assistant_id)
+    pk = as_uuid(assistant_id)
     if pk is None:
         return None
     return Assistant.objects.filter(project=project, pk=pk).first()

@@ -9,21 +9,13 @@ from dataclasses import dataclass
 from django.db.models import Q
 
 from tokens.models import Project
+from tokens.selectors import as_uuid
 
 from .models import Address, Conversation, Member, Message
 from .names import InvalidChannelName, clean_channel_name
 
 PAGE_SIZE_DEFAULT = 10
 PAGE_SIZE_MAX = 100
-
-
-def _uuid(value) -> uuid.UUID | None:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError, AttributeError):
-        return None
 
 
 # --- Addresses and conversations ----------------------------------------------------------
@@ -41,7 +33,7 @@ def addresses_for(*, project: Project, name: str | None = None):
 
 def address_for(*, project: Project, address_id) -> Address | None:
     """The project's address with this id (a UUID or its string), or None."""
-    pk = _uuid(address_id)
+    pk = as_uuid(address_id)
     if pk is None:
         return None
     return Address.objects.filter(project=project, pk=pk).first()
@@ -61,7 +53,7 @@ def conversations_for(*, project: Project):
 
 def conversation_for(*, project: Project, conversation_id) -> Conversation | None:
     """The project's conversation with this id (= its address id), or None."""
-    pk = _uuid(conversation_id)
+    pk = as_uuid(conversation_id)
     if pk is None:
         return None
     return conversations_for(project=project).filter(pk=pk).first()

@@ -7,6 +7,17 @@ from .models import IssuedToken, Project
 DEMO_PROJECT_NAME = "Demo"
 
 
+def as_uuid(value) -> uuid.UUID | None:
+    """An id from a URL or a body as a UUID, or None when it is not one: callers answer that
+    with the same "not found" as an unknown id, never a 500."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
 def demo_project() -> Project | None:
     return Project.objects.filter(name=DEMO_PROJECT_NAME).first()
 
