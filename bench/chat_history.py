@@ -57,6 +57,7 @@ from bench.chat_tokens import (
     server_env,
     stop_server,
 )
+from tests.servers import uvicorn_command
 
 RESULTS = Path(__file__).resolve().parent / "last-chat_history.json"
 
@@ -106,25 +107,9 @@ def bench_env(database_url: str) -> dict:
 
 
 def start_server(env: dict, port: int, log) -> subprocess.Popen:
-    # As `make run` serves it (same WebSocket implementation), minus the static files.
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "config.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--ws",
-        "websockets-sansio",
-        "--lifespan",
-        "off",
-        "--no-proxy-headers",
-        "--log-level",
-        "warning",
-    ]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        uvicorn_command(port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 def wait_ready(proc: subprocess.Popen, base: str, api_key: str) -> None:

@@ -42,32 +42,35 @@ def prepare_database(env: dict) -> dict:
     return json.loads(seeded.stdout)
 
 
+def uvicorn_command(port: int, *, log_level="warning") -> list[str]:
+    """The command line of a served Roomkey on 127.0.0.1:`port`, as `make run` serves it (same
+    WebSocket implementation), minus the static files. Also used by bench/chat_history.py."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "config.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ws",
+        "websockets-sansio",
+        "--lifespan",
+        "off",
+        "--no-proxy-headers",
+        "--log-level",
+        log_level,
+    ]
+
+
 @contextmanager
 def uvicorn(env: dict, *, port: int | None = None, log_level="warning", stderr=None):
     """Run `uvicorn config.asgi:application` with `env`; yields (base_url, port). `stderr`: a
     file for the server's log (default: this process's)."""
     port = port or free_port()
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "config.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--ws",
-            "websockets-sansio",
-            "--lifespan",
-            "off",
-            "--no-proxy-headers",
-            "--log-level",
-            log_level,
-        ],
-        env=env,
-        cwd=ROOT,
-        stderr=stderr,
+        uvicorn_command(port, log_level=log_level), env=env, cwd=ROOT, stderr=stderr
     )
     base = f"http://127.0.0.1:{port}"
     try:
