@@ -562,20 +562,21 @@ def write_results(
     return failures
 
 
-def main() -> int:
+def bench_backends(bench, *, prefix: str, skipped: dict[str, str], errors: list[str]):
+    """Run `bench(label, database_url, workdir)` on each backend of BENCH_BACKENDS (a fresh
+    PostgreSQL database each time) in one temporary directory. Returns the runs (each with its
+    "database_url") and PostgreSQL's version; an unreachable PostgreSQL goes into `skipped`, a
+    backend that could not be set up into `errors`."""
     runs: list[dict] = []
-    skipped: dict[str, str] = {}
-    errors: list[str] = []
     pg_version = None
-    began = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="roomkey-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         workdir = Path(tmp)
         for label, url in backend_urls(workdir, errors):
             try:
                 if label == "postgresql":
                     pg_version = postgres_reset(url)
                 print(f"{label}: migrating, starting uvicorn, measuring ...", flush=True)
-                run = bench_backend(label, url, workdir)
+                run = bench(label, url, workdir)
             except ConnectionError as exc:
                 skipped[label] = f"PostgreSQL not reachable at {url}: {exc}"
                 print(f"{label}: skipped, {skipped[label]}", flush=True)
@@ -584,15 +585,24 @@ def main() -> int:
                 errors.append(f"{label}: {exc}")
                 continue
             run["database_url"] = url
-            if label == "postgresql":
-                failed = any(
-                    r["failures"] or r["warmup_failures"] for r in run["endpoints"].values()
-                )
-                # None: not judged, since requests failed.
-                run["target_met"] = (
-                    None if failed or run["ratio"] is None else run["ratio"] >= TARGET_RATIO
-                )
             runs.append(run)
+    return runs, pg_version
+
+
+def main() -> int:
+    skipped: dict[str, str] = {}
+    errors: list[str] = []
+    began = time.monotonic()
+    runs, pg_version = bench_backends(
+        bench_backend, prefix="roomkey-bench-", skipped=skipped, errors=errors
+    )
+    for run in runs:
+        if run["backend"] == "postgresql":
+            failed = any(r["failures"] or r["warmup_failures"] for r in run["endpoints"].values())
+            # None: not judged, since requests failed.
+            run["target_met"] = (
+                None if failed or run["ratio"] is None else run["ratio"] >= TARGET_RATIO
+            )
 
     info = machine(pg_version)
     print_report(info, runs, skipped, errors)

@@ -27,7 +27,6 @@ request succeeded, 1 when any failed, 2 when a server could not be set up.
 import json
 import secrets
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,13 +35,11 @@ from bench.chat_tokens import (
     REQUESTS,
     ROUNDS,
     WARMUP,
-    SetupError,
-    backend_urls,
+    bench_backends,
     create_project,
     machine,
     manage,
     measure,
-    postgres_reset,
     write_results,
 )
 from bench.chat_tokens import server_env as chat_server_env
@@ -164,21 +161,11 @@ def print_report(info: dict, runs: list[dict], skipped: dict, errors: list[str])
 
 
 def main() -> int:
-    runs, skipped, errors = [], {}, []
-    pg_version = None
+    skipped, errors = {}, []
     began = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="roomkey-bench-voice-") as tmp:
-        workdir = Path(tmp)
-        for label, url in backend_urls(workdir, errors):
-            try:
-                if label == "postgresql":
-                    pg_version = postgres_reset(url)
-                print(f"{label}: migrating, starting uvicorn, measuring ...", flush=True)
-                runs.append({**bench_backend(label, url, workdir), "database_url": url})
-            except ConnectionError as exc:
-                skipped[label] = f"PostgreSQL not reachable at {url}: {exc}"
-            except SetupError as exc:
-                errors.append(f"{label}: {exc}")
+    runs, pg_version = bench_backends(
+        bench_backend, prefix="roomkey-bench-voice-", skipped=skipped, errors=errors
+    )
     info = machine(pg_version)
     print_report(info, runs, skipped, errors)
     failures = write_results(
