@@ -4,24 +4,13 @@
 // tests/interop/test_signalwire_js.py checks.
 globalThis.WebSocket = require("ws");
 const { Chat } = require("sw330");
+const { until, run } = require("./harness");
 
 const CHANNEL = process.env.CHANNEL || "general";
 // Bob names the channel his own way (e.g. another Unicode normal form of the same name).
 const CHANNEL_B = process.env.CHANNEL_B || CHANNEL;
 const wait = (ms) => new Promise((r) => setTimeout(r, ms));
 const report = { steps: [], errors: {} };
-
-function until(predicate, what, ms = 5000) {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (predicate()) return resolve();
-      if (Date.now() - started > ms) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
-}
 
 async function refused(name, promise) {
   try {
@@ -96,13 +85,4 @@ async function main() {
   await alice.disconnect();
 }
 
-main()
-  .then(() => {
-    process.stdout.write(JSON.stringify(report) + "\n");
-    process.exit(0);
-  })
-  .catch((error) => {
-    report.fatal = String((error && (error.stack || error.message)) || JSON.stringify(error));
-    process.stdout.write(JSON.stringify(report) + "\n");
-    process.exit(1);
-  });
+run(main, report);

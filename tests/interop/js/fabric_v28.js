@@ -13,21 +13,10 @@ globalThis.fetch = (input, init) => {
   return realFetch(target, init);
 };
 const { Fabric } = require("sw328");
+const { until, run } = require("./harness");
 
 const CHANNEL = process.env.CHANNEL || "general";
 const report = { http };
-
-function until(predicate, what, ms = 5000) {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (predicate()) return resolve();
-      if (Date.now() - started > ms) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
-}
 
 async function main() {
   // `host` only names the HTTP origin here (fabric.roomkey.test); the WebSocket URL comes
@@ -87,13 +76,4 @@ async function main() {
   await client.disconnect();
 }
 
-main()
-  .then(() => {
-    process.stdout.write(JSON.stringify(report) + "\n");
-    process.exit(0);
-  })
-  .catch((error) => {
-    report.fatal = String((error && (error.stack || error.message)) || JSON.stringify(error));
-    process.stdout.write(JSON.stringify(report) + "\n");
-    process.exit(1);
-  });
+run(main, report);
