@@ -1,9 +1,9 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from agents import services
-from tokens.selectors import project_by_id_or_name
+from tokens.management.options import project_option
 
 
 class Command(BaseCommand):
@@ -17,9 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object only.")
 
     def handle(self, *args, **options):
-        project = project_by_id_or_name(options["project"])
-        if project is None:
-            raise CommandError(f"No project {options['project']!r}.")
+        project = project_option(options["project"])
         row = services.tool_secret_rotate(project=project)
         until = services.previous_valid_until(row)
         if options["json"]:

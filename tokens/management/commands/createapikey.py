@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from tokens import services
-from tokens.selectors import project_by_id_or_name
+from tokens.management.options import project_option
 
 
 class Command(BaseCommand):
@@ -18,9 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object only.")
 
     def handle(self, *args, **options):
-        project = project_by_id_or_name(options["project"])
-        if project is None:
-            raise CommandError(f"No project {options['project']!r}.")
+        project = project_option(options["project"])
         days = options["expires_in_days"]
         if days is not None and days < 1:
             raise CommandError("--expires-in-days must be at least 1.")

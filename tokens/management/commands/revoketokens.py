@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from tokens import kinds, services
+from tokens.management.options import project_option
 from tokens.models import IssuedToken
-from tokens.selectors import project_by_id_or_name
 
 
 class Command(BaseCommand):
@@ -24,9 +24,7 @@ class Command(BaseCommand):
             raise CommandError("Say which tokens: --jti, --subject or --project.")
         qs = IssuedToken.objects.filter(revoked_at__isnull=True)
         if options["project"]:
-            project = project_by_id_or_name(options["project"])
-            if project is None:
-                raise CommandError(f"No project {options['project']!r}.")
+            project = project_option(options["project"])
             qs = qs.filter(project=project)
         if options["jti"]:
             qs = qs.filter(jti__in=options["jti"])
