@@ -4,14 +4,13 @@ rooms, voice sessions and call sessions; revoke tool tokens and rotate tool secr
 Every write goes through agents.services, like the API's. Secrets (LiveKit API secrets, tool
 secrets) are never displayed; a rotated tool secret is shown once."""
 
-import json
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.html import format_html
 
+from tokens.admin import json_block, staff_label
 from tokens.models import IssuedToken
 
 from . import prompts, services
@@ -27,10 +26,6 @@ from .models import (
     VoiceSession,
     VoiceSessionMessage,
 )
-
-
-def _staff_label(request) -> str:
-    return f"admin:{request.user.get_username()}"
 
 
 class AgentVersionInline(admin.TabularInline):
@@ -226,7 +221,7 @@ class RoomAdmin(admin.ModelAdmin):
 
     @admin.display(description="metadata")
     def readable_metadata(self, obj):
-        return format_html("<pre>{}</pre>", json.dumps(obj.metadata, indent=2, ensure_ascii=False))
+        return json_block(obj.metadata)
 
     @admin.display(description="tokens issued for it")
     def tokens(self, obj):
@@ -236,7 +231,7 @@ class RoomAdmin(admin.ModelAdmin):
     @admin.action(description="End selected rooms (revokes every token issued for them)")
     def end_rooms(self, request, queryset):
         revoked = sum(
-            services.room_end(room=room, by=_staff_label(request), reason="room ended in the admin")
+            services.room_end(room=room, by=staff_label(request), reason="room ended in the admin")
             for room in queryset
         )
         self.message_user(
@@ -302,7 +297,7 @@ class VoiceSessionAdmin(admin.ModelAdmin):
     @admin.action(description="End selected sessions (closes their sockets, revokes tokens)")
     def end_sessions(self, request, queryset):
         count = sum(
-            services.voice_session_end(session=s, by=_staff_label(request), reason="ended")
+            services.voice_session_end(session=s, by=staff_label(request), reason="ended")
             for s in queryset
         )
         self.message_user(request, f"Ended {count} session(s).", messages.SUCCESS)
@@ -457,12 +452,12 @@ class CallSessionAdmin(admin.ModelAdmin):
 
     @admin.display(description="metadata")
     def readable_metadata(self, obj):
-        return format_html("<pre>{}</pre>", json.dumps(obj.metadata, indent=2, ensure_ascii=False))
+        return json_block(obj.metadata)
 
     @admin.action(description="End selected sessions (revokes their tool tokens)")
     def end_sessions(self, request, queryset):
         count = sum(
-            services.call_session_end(session=s, by=_staff_label(request), reason="ended in admin")
+            services.call_session_end(session=s, by=staff_label(request), reason="ended in admin")
             for s in queryset
         )
         self.message_user(request, f"Ended {count} session(s).", messages.SUCCESS)
@@ -471,7 +466,7 @@ class CallSessionAdmin(admin.ModelAdmin):
     def revoke_tokens(self, request, queryset):
         count = sum(
             services.call_session_revoke_tokens(
-                session=s, by=_staff_label(request), reason="revoked in the admin"
+                session=s, by=staff_label(request), reason="revoked in the admin"
             )
             for s in queryset
         )

@@ -13,8 +13,14 @@ from . import services
 from .models import ApiKey, IssuedToken, Project, SigningKey
 
 
-def _staff_label(request) -> str:
+def staff_label(request) -> str:
+    """Who did it, as the rows a staff action writes record it (agents' admin too)."""
     return f"admin:{request.user.get_username()}"
+
+
+def json_block(value) -> str:
+    """A JSON value for a read-only admin field: indented, as written (not ASCII-escaped)."""
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -237,16 +243,14 @@ class IssuedTokenAdmin(admin.ModelAdmin):
                 )
             )
         if grants:
-            parts.append(
-                format_html("<pre>{}</pre>", json.dumps(grants, indent=2, ensure_ascii=False))
-            )
+            parts.append(json_block(grants))
         return format_html_join("", "{}", ((p,) for p in parts)) if parts else "—"
 
     @admin.action(description="Revoke selected", permissions=["revoke"])
     def revoke_selected(self, request, queryset):
         count = services.token_revoke_many(
             queryset=queryset,
-            by=_staff_label(request),
+            by=staff_label(request),
             reason="revoked in the admin",
         )
         self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)
