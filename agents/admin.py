@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.html import format_html
 
-from tokens.admin import json_block, staff_label
+from tokens.admin import RevokeTokensMixin, json_block, staff_label
 from tokens.models import IssuedToken
 
 from . import prompts, services
@@ -58,7 +58,7 @@ class AgentForm(forms.ModelForm):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(RevokeTokensMixin, admin.ModelAdmin):
     form = AgentForm
     list_display = ("name", "project", "dispatch_name", "active_version", "created_at")
     list_filter = ("project",)
@@ -66,6 +66,11 @@ class AgentAdmin(admin.ModelAdmin):
     search_fields = ("name", "dispatch_name", "id")
     readonly_fields = ("id", "created_at")
     inlines = [AgentVersionInline]
+    actions = ["revoke_tokens_for"]
+
+    @staticmethod
+    def revoke_service(agent, *, by, reason):
+        return services.agent_tokens_revoke(agent=agent, by=by, reason=reason)
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None:  # an agent stays in its project
@@ -141,8 +146,14 @@ class AgentVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Assistant)
-class AssistantAdmin(admin.ModelAdmin):
+class AssistantAdmin(RevokeTokensMixin, admin.ModelAdmin):
     list_display = ("name", "project", "dispatch_name", "created_at")
+    actions = ["revoke_tokens_for"]
+
+    @staticmethod
+    def revoke_service(assistant, *, by, reason):
+        return services.assistant_tokens_revoke(assistant=assistant, by=by, reason=reason)
+
     list_filter = ("project",)
     list_select_related = ("project",)
     search_fields = ("name", "dispatch_name", "id")

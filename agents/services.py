@@ -25,6 +25,7 @@ from .conf import agents_settings
 from .models import (
     Agent,
     AgentVersion,
+    Assistant,
     CallSession,
     Room,
     ToolSecret,
@@ -231,6 +232,31 @@ def room_end(*, room: Room, by: str = "", reason: str = "room ended") -> int:
         )
     room.refresh_from_db(fields=["ended_at"])
     return revoked
+
+
+def agent_tokens_revoke(*, agent: Agent, by: str = "", reason: str = "agent revoked") -> int:
+    """Revoke every voice-session and LiveKit token issued for `agent`; its
+    live voice sockets close (CLOSE_REVOKED) in every process. Returns how many this revoked."""
+    return token_services.token_revoke_many(
+        queryset=IssuedToken.objects.filter(
+            project_id=agent.project_id, grants__agent_id=str(agent.pk)
+        ),
+        by=by,
+        reason=reason,
+    )
+
+
+def assistant_tokens_revoke(
+    *, assistant: Assistant, by: str = "", reason: str = "assistant revoked"
+) -> int:
+    """Revoke every web-call token issued for `assistant`; returns how many this revoked."""
+    return token_services.token_revoke_many(
+        queryset=IssuedToken.objects.filter(
+            project_id=assistant.project_id, grants__assistant_id=str(assistant.pk)
+        ),
+        by=by,
+        reason=reason,
+    )
 
 
 # --- Seed 003: POST /v1/session-token -------------------------------------------------------

@@ -10,6 +10,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.forms.models import BaseInlineFormSet
 
+from tokens.admin import RevokeTokensMixin
+
 from . import services
 from .models import Address, Conversation, Member, Message
 from .names import InvalidChannelName, clean_channel_name
@@ -149,7 +151,13 @@ class ConversationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Member)
-class MemberAdmin(admin.ModelAdmin):
+class MemberAdmin(RevokeTokensMixin, admin.ModelAdmin):
+    actions = ["revoke_tokens_for"]
+
+    @staticmethod
+    def revoke_service(member, *, by, reason):
+        return services.member_tokens_revoke(member=member, by=by, reason=reason)
+
     list_display = ("member_id", "conversation", "present", "joined_at", "left_at")
     list_filter = ("conversation__project",)
     list_select_related = ("conversation__address",)

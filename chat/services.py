@@ -16,7 +16,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from tokens.models import Project
+from tokens import services as token_services
+from tokens.models import IssuedToken, Project
 
 from . import events
 from .models import Address, Conversation, Member, Message
@@ -137,6 +138,19 @@ def member_join(
     if joined_now:
         _publish_member(conversation, member, "joined")
     return member, joined_now
+
+
+def member_tokens_revoke(*, member: Member, by: str = "", reason: str = "member revoked") -> int:
+    """Revoke every chat token issued to this member id in the conversation's project (a chat
+    token names a member, not one channel); their relay sockets close in every process.
+    Returns how many this call revoked."""
+    return token_services.token_revoke_many(
+        queryset=IssuedToken.objects.filter(
+            project_id=member.conversation.project_id, kind="chat", subject=member.member_id
+        ),
+        by=by,
+        reason=reason,
+    )
 
 
 @transaction.atomic

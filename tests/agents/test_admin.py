@@ -193,3 +193,40 @@ def test_livekit_secret_is_write_only(admin_client, project):
     assert "Set both the LiveKit API key and secret, or neither." in refused.content.decode()
     config.refresh_from_db()
     assert config.api_key == ""
+
+
+def test_revoking_an_agent_or_assistant_revokes_its_tokens_only(
+    admin_client, client, api, agent, version, assistant
+):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    def mint(path, body):
+        return api.post(path, body, format="json").json()
+
+    ws = mint("/v1/session-token", {"agent_id": str(agent.pk)})["token"]
+    rtc = mint("/v1/session-token", {"agent_id": str(agent.pk), "transport": "webrtc"})["token"]
+    call = mint("/web_call/get_token", {"assistant_id": str(assistant.pk)})["data"]["token"]
+
+    staff = get_user_model().objects.create_user("viewer", password="pw", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_agent"))
+    client.force_login(staff)
+    assert b"revoke_tokens_for" not in client.get(url("agent_changelist")).content
+
+    response = admin_client.post(
+        url("agent_changelist"),
+        {"action": "revoke_tokens_for", "_selected_action": [agent.pk]},
+        follow=True,
+    )
+    assert "Revoked 2 token(s) of 1 object(s)." in response.content.decode()
+    assert token_services.token_verify(ws).reason == "revoked"
+    assert token_services.token_verify(rtc).reason == "revoked"
+    assert token_services.token_verify(call).valid  # the assistant's web call is another's
+
+    response = admin_client.post(
+        url("assistant_changelist"),
+        {"action": "revoke_tokens_for", "_selected_action": [assistant.pk]},
+        follow=True,
+    )
+    assert "Revoked 1 token(s) of 1 object(s)." in response.content.decode()
+    assert token_services.token_verify(call).reason == "revoked"

@@ -140,3 +140,27 @@ def test_member_and_address_lists(admin_client, general):
     assert members.status_code == 200 and b"bob" in members.content
     addresses = admin_client.get(url("address_changelist"), {"q": "gen"})
     assert addresses.status_code == 200 and b"general" in addresses.content
+
+
+@pytest.mark.django_db
+def test_revoking_a_member_revokes_its_chat_tokens_only(admin_client, client, project, general):
+    from tests.helpers import mint_chat
+    from tokens import services as token_services
+
+    alice = [mint_chat(project, member_id="alice") for _ in range(2)]
+    bob = mint_chat(project, member_id="bob")
+    member, _ = services.member_join(conversation=general.conversation, member_id="alice")
+    # Staff without the registry's revoke permission are not offered the action.
+    staff = get_user_model().objects.create_user("viewer", password="pw", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_member"))
+    client.force_login(staff)
+    assert b"revoke_tokens_for" not in client.get(url("member_changelist")).content
+
+    response = admin_client.post(
+        url("member_changelist"),
+        {"action": "revoke_tokens_for", "_selected_action": [member.pk]},
+        follow=True,
+    )
+    assert "Revoked 2 token(s) of 1 object(s)." in response.content.decode()
+    assert [token_services.token_verify(i.token).reason for i in alice] == ["revoked", "revoked"]
+    assert token_services.token_verify(bob.token).valid
