@@ -65,6 +65,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost: an exception escaping a view under an API path is answered in that API's
+    # error format (tokens.errors), not Django's HTML page.
+    "tokens.errors.APIErrorsMiddleware",
 ]
 
 ROOT_URLCONF = env.str("DJANGO_ROOT_URLCONF", default="config.urls")

@@ -1,6 +1,9 @@
-from django.contrib import admin
-from django.urls import include, path
+import re
 
+from django.contrib import admin
+from django.urls import include, path, re_path
+
+from tokens import errors
 from tokens.views import LandingView
 
 urlpatterns = [
@@ -11,4 +14,12 @@ urlpatterns = [
     path("", include("chat.urls")),
     path("", include("chat.api_urls")),
     path("", include("chat.demo_urls")),
+    # Last: any other path under an API prefix is that contract's 404, never an HTML page.
+    *(
+        re_path(rf"^{re.escape(prefix.lstrip('/'))}", errors.unrouted)
+        for prefix in errors.api_prefixes()
+    ),
 ]
+
+handler404 = errors.page_not_found
+handler500 = errors.server_error

@@ -4,15 +4,12 @@ import ipaddress
 
 from rest_framework.views import APIView
 
-from .parsers import as_api_exception
+from .errors import ContractErrorsMixin
 
 
-class RoomkeyAPIView(APIView):
-    """An APIView whose request-body failures (too large, undecodable) are API errors in the
-    endpoint's own format rather than Django's HTML 400."""
-
-    def handle_exception(self, exc):
-        return super().handle_exception(as_api_exception(exc))
+class RoomkeyAPIView(ContractErrorsMixin, APIView):
+    """An APIView whose every error, request-body failures (too large, undecodable) and
+    unexpected exceptions included, is answered in the view's `error_format`."""
 
 
 def client_ip(request) -> str | None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from .api import signalwire_error
 from .conf import roomkey_settings
+from .errors import BadRequest, format_for_path
 
 # Paths whose contract has its own error format (seed 000: SignalWire's 422 errors list).
 SIGNALWIRE_PATHS = frozenset(
@@ -60,10 +61,23 @@ def _content_length(scope) -> int | None:
     return None
 
 
+def _format_answer(scope, message: str) -> tuple[int, dict] | None:
+    error_format = format_for_path(scope.get("path", ""))
+    if error_format is None:
+        return None
+    host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")
+    base_url = f"{scope.get('scheme', 'http')}://{host}" if host else ""
+    error = BadRequest(message, code="body_too_large", status=413)
+    return error_format.render([error], base_url=base_url)
+
+
 async def _refuse(scope, send, limit: int) -> None:
     message = f"Request body is larger than {limit} bytes."
-    answer = _oversize_answers.get(scope.get("path"), _default_answer)
-    status, body = answer(scope, message)
+    answer = _oversize_answers.get(scope.get("path"))
+    if answer is not None:
+        status, body = answer(scope, message)
+    else:
+        status, body = _format_answer(scope, message) or _default_answer(scope, message)
     payload = json.dumps(body).encode()
     await send(
         {

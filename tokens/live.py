@@ -50,22 +50,27 @@ def resource_group(kind: str, ident) -> str:
     return _group(kind, f"{kind}:{ident}")
 
 
-def close_group(group: str, *, code: int, reason: str = "") -> None:
-    """Ask every socket in `group`, in every server process, to close with `code`.
-
-    Safe to call from sync code, including `transaction.on_commit` callbacks. A layer error is
-    logged, not raised: the revocation itself has committed and the per-frame re-check and
-    expiry timer still stand.
-    """
+def group_send(group: str, message: dict) -> bool:
+    """Send `message` to a channel-layer group from sync code (transaction.on_commit callbacks
+    included), to every server process. A layer failure is logged, not raised: what the message
+    reports has committed already, and the database stays the record (histories, re-checks).
+    Returns whether the layer took it."""
     layer = get_channel_layer()
     if layer is None:
-        return
+        return False
     try:
-        async_to_sync(layer.group_send)(
-            group, {"type": "live.close", "code": code, "reason": reason[:120]}
-        )
+        async_to_sync(layer.group_send)(group, message)
     except Exception:
-        log.exception("could not send live.close to %s", group)
+        log.exception("could not send %s to %s", message.get("type"), group)
+        return False
+    return True
+
+
+def close_group(group: str, *, code: int, reason: str = "") -> None:
+    """Ask every socket in `group`, in every server process, to close with `code`. The
+    revocation or end behind it has committed; the per-frame re-check and the expiry timer
+    still stand if the layer fails."""
+    group_send(group, {"type": "live.close", "code": code, "reason": reason[:120]})
 
 
 def close_tokens(jtis, *, code: int = CLOSE_REVOKED, reason: str = "revoked") -> None:

@@ -1,0 +1,348 @@
+"""Roomkey's error vocabulary, and how each response contract renders it.
+
+Services raise a few application errors: bad input (with its field), unauthorized, forbidden,
+not found, conflict, unavailable. A class's docstring is its default message and its `code` and
+`status` are class attributes, so a raise names only what is particular to it.
+
+Each HTTP contract Roomkey serves (SignalWire's, Vatel's, the web-call envelope, DRF's) has one
+`ErrorFormat`; a view declares the one it speaks (`error_format`), and every error it can meet
+— an application error, DRF's and Django's request errors, 404, 405, a body over the limit, an
+unexpected exception (500) — is answered in that shape. Requests that reach no view (an
+unroutable path, a body refused before Django reads it) find their format by path through
+`format_for_path`, where each app registers the paths of its contracts.
+"""
+
+import logging
+from collections.abc import Iterable
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+log = logging.getLogger(__name__)
+
+
+class ApplicationError(Exception):
+    """Internal server error."""
+
+    status = 500
+    code = "error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        headers: dict | None = None,
+        **extra,
+    ):
+        self.message = message if message is not None else (type(self).__doc__ or "").strip()
+        self.field = field
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.headers = headers or {}
+        self.extra = extra  # further members of the error body, where a contract has them
+        super().__init__(self.message)
+
+    @property
+    def described(self) -> str:
+        """ "field: message", or the message alone."""
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+class BadInput(ApplicationError):
+    """Invalid input."""
+
+    status = 422
+    code = "invalid"
+
+
+class BadRequest(ApplicationError):
+    """The request cannot be read (malformed or oversized body, wrong content type)."""
+
+    status = 400
+    code = "invalid_request"
+
+
+class Unauthorized(ApplicationError):
+    """Authentication credentials were not provided or are not valid."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ApplicationError):
+    """You do not have permission to perform this action."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ApplicationError):
+    """Not found."""
+
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(ApplicationError):
+    """Method not allowed."""
+
+    status = 405
+    code = "method_not_allowed"
+
+
+class Conflict(ApplicationError):
+    """Conflict with the current state of the resource."""
+
+    status = 409
+    code = "conflict"
+
+
+class RateLimited(ApplicationError):
+    """Too many requests."""
+
+    status = 429
+    code = "rate_limited"
+
+
+class Unavailable(ApplicationError):
+    """Service temporarily unavailable."""
+
+    status = 503
+    code = "unavailable"
+
+
+# --- From any exception to application errors ---------------------------------------------
+
+
+def _flatten(detail, field=None) -> list[tuple[str | None, object]]:
+    """DRF error detail (dict / list / ErrorDetail) -> [(dotted field or None, ErrorDetail)]."""
+    if isinstance(detail, dict):
+        out = []
+        for key, value in detail.items():
+            name = None if key == "non_field_errors" else str(key)
+            if field and name:
+                name = f"{field}.{name}"
+            out.extend(_flatten(value, name or field))
+        return out
+    if isinstance(detail, list):
+        return [item for value in detail for item in _flatten(value, field)]
+    return [(field, detail)]
+
+
+def _code_of(exc: exceptions.APIException, default: str) -> str:
+    code = exc.get_codes()
+    return code if isinstance(code, str) else default
+
+
+def application_errors(exc: BaseException) -> list[ApplicationError]:
+    """Any exception a view can meet as application errors (at least one). Unexpected ones are
+    logged with their traceback and become one 500."""
+    if isinstance(exc, ApplicationError):
+        return [exc]
+    if isinstance(exc, RequestDataTooBig):
+        return [BadRequest("Request body is too large.", code="body_too_large", status=413)]
+    if isinstance(exc, TooManyFieldsSent | UnicodeError):
+        return [BadRequest(str(exc), code="parse_error")]
+    if isinstance(exc, Http404):
+        return [NotFound()]
+    if isinstance(exc, DjangoPermissionDenied):
+        return [Forbidden()]
+    if isinstance(exc, exceptions.ValidationError):
+        return [
+            BadInput(str(detail), field=field, code=getattr(detail, "code", None) or "invalid")
+            for field, detail in _flatten(exc.detail)
+        ] or [BadInput()]
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        return [Unauthorized(str(exc.detail), code=_code_of(exc, Unauthorized.code))]
+    if isinstance(exc, exceptions.APIException):
+        kind = {
+            403: Forbidden,
+            404: NotFound,
+            405: MethodNotAllowed,
+            409: Conflict,
+            429: RateLimited,
+            503: Unavailable,
+        }.get(exc.status_code, BadRequest)
+        headers = {}
+        if getattr(exc, "wait", None) is not None:
+            headers["Retry-After"] = str(int(exc.wait))
+        return [
+            kind(
+                str(exc.detail) if not isinstance(exc.detail, dict | list) else None,
+                code=_code_of(exc, kind.code),
+                status=exc.status_code,
+                headers=headers,
+            )
+        ]
+    log.error("unexpected error", exc_info=(type(exc), exc, exc.__traceback__))
+    return [ApplicationError()]
+
+
+# --- Contracts ----------------------------------------------------------------------------
+
+
+class ErrorFormat:
+    """How one response contract answers errors. `render` is a pure function of the errors and
+    the server's base URL (for documentation links), so the same answer can be given by a view,
+    by the 404 of an unroutable path and by the ASGI body limit before Django runs."""
+
+    # The WWW-Authenticate challenge sent with a 401.
+    challenge = 'Bearer realm="roomkey"'
+
+    def render(self, errors: list[ApplicationError], *, base_url: str) -> tuple[int, dict]:
+        raise NotImplementedError
+
+    def headers(self, errors: list[ApplicationError]) -> dict:
+        headers = {}
+        for error in errors:
+            headers.update(error.headers)
+        if errors[0].status == 401:
+            headers.setdefault("WWW-Authenticate", self.challenge)
+        return headers
+
+    def response(self, request, exc: BaseException) -> Response:
+        """A DRF Response for `exc`, as this contract answers it."""
+        errors = application_errors(exc)
+        status, body = self.render(errors, base_url=_base_url(request))
+        return Response(body, status=status, headers=self.headers(errors))
+
+    def django_response(self, request, errors: list[ApplicationError]) -> JsonResponse:
+        """The same answer outside DRF (an unroutable path, a 500 outside a view)."""
+        status, body = self.render(errors, base_url=_base_url(request))
+        response = JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+        for name, value in self.headers(errors).items():
+            response[name] = value
+        return response
+
+
+def _base_url(request) -> str:
+    try:
+        return request.build_absolute_uri("/").rstrip("/")
+    except Exception:  # a Host header Django refuses: the links are relative then
+        return ""
+
+
+class DRFErrors(ErrorFormat):
+    """Roomkey's own API (`/api/v1/…`), with DRF's conventions: `{"detail": …}`, or
+    `{field: [messages]}` with 400 for invalid input."""
+
+    def render(self, errors, *, base_url):
+        first = errors[0]
+        if isinstance(first, BadInput):
+            body: dict = {}
+            for error in errors:
+                body.setdefault(error.field or "non_field_errors", []).append(error.message)
+            return 400, body
+        return first.status, {"detail": first.message, **first.extra}
+
+    def response(self, request, exc):
+        # DRF's own errors keep DRF's own bodies (nested field errors stay nested).
+        if not isinstance(exc, ApplicationError):
+            from .parsers import as_api_exception
+
+            response = exception_handler(as_api_exception(exc), {"request": request})
+            if response is not None:
+                return response
+        return super().response(request, exc)
+
+
+DRF_ERRORS = DRFErrors()
+
+
+class ContractErrorsMixin:
+    """For DRF views and viewsets: every error is answered by the view's `error_format`."""
+
+    error_format: ErrorFormat = DRF_ERRORS
+
+    def handle_exception(self, exc):
+        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+            # DRF's own answer picks the challenge of the view's first authenticator.
+            header = self.get_authenticate_header(self.request)
+            response = self.error_format.response(self.request, exc)
+            if header and self.error_format is DRF_ERRORS:
+                response["WWW-Authenticate"] = header
+            return response
+        return self.error_format.response(self.request, exc)
+
+
+# --- Paths that reach no view -------------------------------------------------------------
+
+_formats_by_prefix: dict[str, ErrorFormat] = {}
+
+
+def register_error_format(prefix: str, error_format: ErrorFormat) -> None:
+    """Requests whose path is `prefix` or starts with it (the longest registered prefix wins)
+    are answered in `error_format` when no view answers them. Apps register their contracts'
+    paths in their AppConfig.ready()."""
+    _formats_by_prefix[prefix] = error_format
+
+
+def format_for_path(path: str) -> ErrorFormat | None:
+    """The error format of `path`, or None for a path that is not an API (the landing page,
+    the admin: Django's own pages)."""
+    best = None
+    for prefix, error_format in _formats_by_prefix.items():
+        if path.startswith(prefix) and (best is None or len(prefix) > len(best[0])):
+            best = (prefix, error_format)
+    return best[1] if best else None
+
+
+def api_prefixes() -> Iterable[str]:
+    return tuple(_formats_by_prefix)
+
+
+register_error_format("/api/", DRF_ERRORS)
+
+
+def unrouted(request, *args, **kwargs):
+    """The 404 of a path under an API prefix that no route matches (in DEBUG as well: Django's
+    technical 404 page is HTML)."""
+    error_format = format_for_path(request.path) or DRF_ERRORS
+    return error_format.django_response(request, [NotFound()])
+
+
+def server_error(request, *args, **kwargs):
+    """handler500: an API path's 500 in its contract's format, Django's page elsewhere."""
+    error_format = format_for_path(request.path)
+    if error_format is None:
+        from django.views.defaults import server_error as django_server_error
+
+        return django_server_error(request, *args, **kwargs)
+    return error_format.django_response(request, [ApplicationError()])
+
+
+def page_not_found(request, exception=None, *args, **kwargs):
+    """handler404: an API path's 404 in its contract's format, Django's page elsewhere."""
+    error_format = format_for_path(request.path)
+    if error_format is None:
+        from django.views.defaults import page_not_found as django_page_not_found
+
+        return django_page_not_found(request, exception, *args, **kwargs)
+    return error_format.django_response(request, [NotFound()])
+
+
+class APIErrorsMiddleware:
+    """An exception escaping a view under an API path is answered in the path's format (500),
+    DEBUG or not, instead of Django's HTML page. DRF views answer their own errors; this
+    covers everything else routed under an API prefix."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        error_format = format_for_path(request.path)
+        if error_format is None:
+            return None
+        return error_format.django_response(request, application_errors(exception))

@@ -1,0 +1,81 @@
+"""Low-level checks of input values, written once and called by every app: what JSON, the
+database (PostgreSQL's text and jsonb, SQLite's JSON1) and UTF-8 can carry, and how long a
+value is as compact JSON.
+
+These return a problem (a sentence) or None rather than raising, so each caller turns it into
+its own error with its field: a serializer field's `fail`, a `tokens.errors.BadInput`, a
+JSON-RPC error on a socket.
+"""
+
+import json
+import math
+
+# Nesting deeper than this (objects and arrays) is refused before it reaches the database.
+JSON_MAX_DEPTH = 32
+
+UNSTORABLE_TEXT = "Must not contain NUL characters or unpaired surrogates."
+NOT_FINITE = "Numbers must be finite."
+
+
+def has_unpaired_surrogate(text: str) -> bool:
+    """True if `text` holds a lone UTF-16 surrogate, which no UTF-8 encoder takes."""
+    return any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def is_storable_text(text: str) -> bool:
+    """NUL and lone surrogates are valid in JSON strings, and in Python's, but PostgreSQL
+    refuses NUL in text and jsonb, and UTF-8 cannot encode a lone surrogate."""
+    return "\x00" not in text and not has_unpaired_surrogate(text)
+
+
+def json_problem(value, *, max_depth: int = JSON_MAX_DEPTH, _depth: int = 1) -> str | None:
+    """Why the parsed JSON `value` cannot be stored, or None.
+
+    Strings (object keys included) must be storable text, numbers finite, and objects and arrays
+    nested at most `max_depth` deep: `_depth` counts the containers enclosing a value, itself
+    included when it is one; scalars add no level.
+    """
+    if isinstance(value, str):
+        return None if is_storable_text(value) else UNSTORABLE_TEXT
+    if isinstance(value, float):
+        return None if math.isfinite(value) else NOT_FINITE
+    if not isinstance(value, dict | list):
+        return None
+    if _depth > max_depth:
+        return f"Must not be nested more than {max_depth} levels deep."
+    items = value.items() if isinstance(value, dict) else ((None, item) for item in value)
+    for key, item in items:
+        if isinstance(key, str) and not is_storable_text(key):
+            return UNSTORABLE_TEXT
+        problem = json_problem(item, max_depth=max_depth, _depth=_depth + 1)
+        if problem:
+            return problem
+    return None
+
+
+def compact_json(value) -> str:
+    """The serialisation Roomkey's size limits count: compact JSON, with a non-ASCII character
+    counted as itself rather than as a \\u escape."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def compact_json_chars(value) -> int:
+    return len(compact_json(value))
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text):
+    # 1e400 parses to inf, which no JSON column (SQLite JSON_VALID, PostgreSQL jsonb) stores.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def loads_strict(text: str):
+    """json.loads without NaN, Infinity or numbers out of range (which Python's parser takes
+    and no JSON column stores). Raises ValueError, or RecursionError for absurd nesting."""
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
