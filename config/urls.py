@@ -21,5 +21,6 @@ urlpatterns = [
     ),
 ]
 
+handler400 = errors.bad_request
 handler404 = errors.page_not_found
 handler500 = errors.server_error

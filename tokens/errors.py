@@ -330,16 +330,51 @@ def page_not_found(request, exception=None, *args, **kwargs):
     return error_format.django_response(request, [NotFound()])
 
 
+def bad_request(request, exception=None, *args, **kwargs):
+    """handler400 (a Host header outside ALLOWED_HOSTS, a suspicious request): an API path's
+    400 in its contract's format, Django's page elsewhere."""
+    error_format = format_for_path(request.path)
+    if error_format is None:
+        from django.views.defaults import bad_request as django_bad_request
+
+        return django_bad_request(request, exception, *args, **kwargs)
+    return error_format.django_response(request, [_BY_STATUS[400](status=400)])
+
+
+_BY_STATUS = {
+    400: lambda status: BadRequest("Bad request.", status=status),
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    405: MethodNotAllowed,
+    409: Conflict,
+    413: lambda status: BadRequest(status=status),
+    429: RateLimited,
+    503: Unavailable,
+}
+
+
 class APIErrorsMiddleware:
-    """An exception escaping a view under an API path is answered in the path's format (500),
-    DEBUG or not, instead of Django's HTML page. DRF views answer their own errors; this
-    covers everything else routed under an API prefix."""
+    """The safety net under every API path: an exception escaping a view is answered in the
+    path's format (500), and an HTML error page that Django made before any view ran (a Host
+    outside ALLOWED_HOSTS in DEBUG, where handler400 is not used) becomes the same status in
+    the path's format. Outermost in MIDDLEWARE, so it sees what the other middleware answer."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        return self.get_response(request)
+        response = self.get_response(request)
+        if response.status_code < 400 or not response.get("Content-Type", "").startswith(
+            "text/html"
+        ):
+            return response
+        error_format = format_for_path(request.path)
+        if error_format is None:
+            return response
+        make = _BY_STATUS.get(response.status_code, ApplicationError)
+        error = make(status=response.status_code)
+        return error_format.django_response(request, [error])
 
     def process_exception(self, request, exception):
         error_format = format_for_path(request.path)

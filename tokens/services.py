@@ -3,8 +3,6 @@
 The admin, the API views and the management commands all call these functions.
 """
 
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import crypto, kinds
+from .cache import TTLCache
 from .conf import roomkey_settings
 from .kinds import Decoded, TokenKind
 from .models import ApiKey, IssuedToken, Project, SigningKey
@@ -96,31 +95,20 @@ def _api_key_touch(key: ApiKey, now: datetime) -> None:
 
 # --- Signing keys -------------------------------------------------------------------------
 
-_key_cache_lock = threading.Lock()
-_keys_by_kid: dict[str, tuple[float, SigningKey | None]] = {}
-_signer_by_project: dict[str, tuple[float, SigningKey | None]] = {}
-_KEY_CACHE_MAX = 4096
+
+def _key_cache_seconds() -> float:
+    return roomkey_settings.SIGNING_KEY_CACHE_SECONDS
 
 
-def _cache_get(cache: dict, key: str):
-    hit = cache.get(key)
-    if hit is not None and time.monotonic() - hit[0] < roomkey_settings.SIGNING_KEY_CACHE_SECONDS:
-        return True, hit[1]
-    return False, None
-
-
-def _cache_put(cache: dict, key: str, value) -> None:
-    with _key_cache_lock:
-        if len(cache) >= _KEY_CACHE_MAX:
-            cache.clear()  # bounded: unknown kids in garbage tokens must not grow it forever
-        cache[key] = (time.monotonic(), value)
+# Bounded: unknown kids in garbage tokens must not grow them forever.
+_keys_by_kid = TTLCache(_key_cache_seconds, max_entries=4096)
+_signer_by_project = TTLCache(_key_cache_seconds, max_entries=4096)
 
 
 def signing_keys_forget() -> None:
     """Drop this process's cached keys (other processes re-read within the cache TTL)."""
-    with _key_cache_lock:
-        _keys_by_kid.clear()
-        _signer_by_project.clear()
+    _keys_by_kid.clear()
+    _signer_by_project.clear()
 
 
 def signing_key_create(*, project: Project) -> SigningKey:
@@ -149,7 +137,7 @@ def signing_key_retire(*, key: SigningKey) -> None:
 
 def _signer_for(project: Project) -> SigningKey:
     pid = str(project.pk)
-    hit, key = _cache_get(_signer_by_project, pid)
+    hit, key = _signer_by_project.get(pid)
     if not hit or key is None:
         key = (
             SigningKey.objects.filter(project=project, active=True, retired_at__isnull=True)
@@ -159,15 +147,15 @@ def _signer_for(project: Project) -> SigningKey:
         if key is None:
             # Not cached: the caller's transaction may yet roll this key back.
             return signing_key_create(project=project)
-        _cache_put(_signer_by_project, pid, key)
+        _signer_by_project.put(pid, key)
     return key
 
 
 def _key_by_kid(kid: str) -> SigningKey | None:
-    hit, key = _cache_get(_keys_by_kid, kid)
+    hit, key = _keys_by_kid.get(kid)
     if not hit:
         key = SigningKey.objects.filter(kid=kid, retired_at__isnull=True).first()
-        _cache_put(_keys_by_kid, kid, key)
+        _keys_by_kid.put(kid, key)
     return key
 
 
