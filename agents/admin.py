@@ -7,10 +7,17 @@ secrets) are never displayed; a rotated tool secret is shown once."""
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 from django.utils.html import format_html
 
-from tokens.admin import RevokeTokensMixin, json_block, staff_label
+from tokens.admin import (
+    GuardedActionsAdmin,
+    ReadOnlyInline,
+    StatusFilter,
+    json_block,
+    revoke_action,
+    revoke_tokens_action,
+    staff_action,
+)
 from tokens.models import IssuedToken
 
 from . import prompts, services
@@ -28,17 +35,11 @@ from .models import (
 )
 
 
-class AgentVersionInline(admin.TabularInline):
+class AgentVersionInline(ReadOnlyInline):
     model = AgentVersion
     fields = ("number", "status", "published_at", "created_at")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
     ordering = ("-number",)
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 class AgentForm(forms.ModelForm):
@@ -58,7 +59,7 @@ class AgentForm(forms.ModelForm):
 
 
 @admin.register(Agent)
-class AgentAdmin(RevokeTokensMixin, admin.ModelAdmin):
+class AgentAdmin(GuardedActionsAdmin):
     form = AgentForm
     list_display = ("name", "project", "dispatch_name", "active_version", "created_at")
     list_filter = ("project",)
@@ -67,10 +68,9 @@ class AgentAdmin(RevokeTokensMixin, admin.ModelAdmin):
     readonly_fields = ("id", "created_at")
     inlines = [AgentVersionInline]
     actions = ["revoke_tokens_for"]
-
-    @staticmethod
-    def revoke_service(agent, *, by, reason):
-        return services.agent_tokens_revoke(agent=agent, by=by, reason=reason)
+    revoke_tokens_for = revoke_tokens_action(
+        lambda agent, **audit: services.agent_tokens_revoke(agent=agent, **audit)
+    )
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None:  # an agent stays in its project
@@ -85,7 +85,7 @@ class AgentVersionForm(forms.ModelForm):
 
 
 @admin.register(AgentVersion)
-class AgentVersionAdmin(admin.ModelAdmin):
+class AgentVersionAdmin(GuardedActionsAdmin):
     """Drafts are edited here; "Publish" freezes them, "Make active" puts one in use."""
 
     form = AgentVersionForm
@@ -127,12 +127,16 @@ class AgentVersionAdmin(admin.ModelAdmin):
         obj.pk = new.pk
         obj.refresh_from_db()
 
-    @admin.action(description="Publish selected drafts (they become immutable)")
+    @staff_action(
+        description="Publish selected drafts (they become immutable)", permissions=["change"]
+    )
     def publish(self, request, queryset):
         count = sum(services.agent_version_publish(version=v) for v in queryset)
         self.message_user(request, f"Published {count} version(s).", messages.SUCCESS)
 
-    @admin.action(description="Make active (the version sessions run by default)")
+    @staff_action(
+        description="Make active (the version sessions run by default)", permissions=["change"]
+    )
     def make_active(self, request, queryset):
         done = 0
         for version in queryset.select_related("agent"):
@@ -146,14 +150,12 @@ class AgentVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Assistant)
-class AssistantAdmin(RevokeTokensMixin, admin.ModelAdmin):
+class AssistantAdmin(GuardedActionsAdmin):
     list_display = ("name", "project", "dispatch_name", "created_at")
     actions = ["revoke_tokens_for"]
-
-    @staticmethod
-    def revoke_service(assistant, *, by, reason):
-        return services.assistant_tokens_revoke(assistant=assistant, by=by, reason=reason)
-
+    revoke_tokens_for = revoke_tokens_action(
+        lambda assistant, **audit: services.assistant_tokens_revoke(assistant=assistant, **audit)
+    )
     list_filter = ("project",)
     list_select_related = ("project",)
     search_fields = ("name", "dispatch_name", "id")
@@ -188,23 +190,15 @@ class AssistantAdmin(RevokeTokensMixin, admin.ModelAdmin):
         )
 
 
-class RoomStatusFilter(admin.SimpleListFilter):
-    title = "status"
-    parameter_name = "status"
-
-    def lookups(self, request, model_admin):
-        return [("open", "Open"), ("ended", "Ended")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "open":
-            return queryset.filter(ended_at__isnull=True)
-        if self.value() == "ended":
-            return queryset.filter(ended_at__isnull=False)
-        return queryset
+class RoomStatusFilter(StatusFilter):
+    statuses = {
+        "open": ("Open", lambda rooms, now: rooms.filter(ended_at__isnull=True)),
+        "ended": ("Ended", lambda rooms, now: rooms.filter(ended_at__isnull=False)),
+    }
 
 
 @admin.register(Room)
-class RoomAdmin(admin.ModelAdmin):
+class RoomAdmin(GuardedActionsAdmin):
     list_display = ("name", "project", "agent", "assistant", "created_at", "ended_at")
     list_filter = (RoomStatusFilter, "project")
     list_select_related = ("project", "agent", "assistant")
@@ -239,32 +233,21 @@ class RoomAdmin(admin.ModelAdmin):
         rows = IssuedToken.objects.filter(project_id=obj.project_id, resource=obj.name)
         return f"{rows.count()} ({rows.filter(revoked_at__isnull=False).count()} revoked)"
 
-    @admin.action(description="End selected rooms (revokes every token issued for them)")
-    def end_rooms(self, request, queryset):
-        revoked = sum(
-            services.room_end(room=room, by=staff_label(request), reason="room ended in the admin")
-            for room in queryset
-        )
-        self.message_user(
-            request,
-            f"Ended {queryset.count()} room(s); revoked {revoked} token(s).",
-            messages.SUCCESS,
-        )
+    end_rooms = revoke_action(
+        description="End selected rooms (revokes every token issued for them)",
+        revoke=lambda room, **audit: services.room_end(room=room, **audit),
+        reason="room ended in the admin",
+        message="Ended {selected} room(s); revoked {count} token(s).",
+    )
 
 
-class VoiceSessionMessageInline(admin.TabularInline):
+class VoiceSessionMessageInline(ReadOnlyInline):
     model = VoiceSessionMessage
     fields = ("created_at", "role", "text")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(VoiceSession)
-class VoiceSessionAdmin(admin.ModelAdmin):
+class VoiceSessionAdmin(GuardedActionsAdmin):
     list_display = (
         "id",
         "agent",
@@ -305,13 +288,12 @@ class VoiceSessionAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="End selected sessions (closes their sockets, revokes tokens)")
-    def end_sessions(self, request, queryset):
-        count = sum(
-            services.voice_session_end(session=s, by=staff_label(request), reason="ended")
-            for s in queryset
-        )
-        self.message_user(request, f"Ended {count} session(s).", messages.SUCCESS)
+    end_sessions = revoke_action(
+        description="End selected sessions (closes their sockets, revokes tokens)",
+        revoke=lambda session, **audit: services.voice_session_end(session=session, **audit),
+        reason="ended",
+        message="Ended {count} session(s).",
+    )
 
 
 class LiveKitConfigForm(forms.ModelForm):
@@ -376,19 +358,12 @@ class LiveKitConfigAdmin(admin.ModelAdmin):
         return ("project", "url", "api_key", "api_secret", "clear_secret", "token_source_fields")
 
 
-# --- Call sessions, tool tokens and tool secrets (issue 5) ------------------------------------
+# --- Call sessions, tool tokens and tool secrets --------------------------------------------
 
 
-class ToolTokenInline(admin.TabularInline):
+class ToolTokenInline(ReadOnlyInline):
     model = ToolToken
     fields = ("jti", "function", "token_status", "issued_at", "expires_at", "max_uses", "uses")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("issued")
@@ -412,26 +387,22 @@ class ToolTokenInline(admin.TabularInline):
         return obj.issued.expires_at
 
 
-class SessionStatusFilter(admin.SimpleListFilter):
-    title = "status"
-    parameter_name = "status"
-
-    def lookups(self, request, model_admin):
-        return [("open", "Open"), ("expired", "Expired"), ("ended", "Ended")]
-
-    def queryset(self, request, queryset):
-        now = timezone.now()
-        if self.value() == "open":
-            return queryset.filter(ended_at__isnull=True, expires_at__gt=now)
-        if self.value() == "expired":
-            return queryset.filter(ended_at__isnull=True, expires_at__lte=now)
-        if self.value() == "ended":
-            return queryset.filter(ended_at__isnull=False)
-        return queryset
+class SessionStatusFilter(StatusFilter):
+    statuses = {
+        "open": (
+            "Open",
+            lambda sessions, now: sessions.filter(ended_at__isnull=True, expires_at__gt=now),
+        ),
+        "expired": (
+            "Expired",
+            lambda sessions, now: sessions.filter(ended_at__isnull=True, expires_at__lte=now),
+        ),
+        "ended": ("Ended", lambda sessions, now: sessions.filter(ended_at__isnull=False)),
+    }
 
 
 @admin.register(CallSession)
-class CallSessionAdmin(admin.ModelAdmin):
+class CallSessionAdmin(GuardedActionsAdmin):
     list_display = ("call_id", "project", "agent", "status", "created_at", "expires_at", "ended_at")
     list_filter = (SessionStatusFilter, "project")
     list_select_related = ("project", "agent")
@@ -465,27 +436,24 @@ class CallSessionAdmin(admin.ModelAdmin):
     def readable_metadata(self, obj):
         return json_block(obj.metadata)
 
-    @admin.action(description="End selected sessions (revokes their tool tokens)")
-    def end_sessions(self, request, queryset):
-        count = sum(
-            services.call_session_end(session=s, by=staff_label(request), reason="ended in admin")
-            for s in queryset
-        )
-        self.message_user(request, f"Ended {count} session(s).", messages.SUCCESS)
-
-    @admin.action(description="Revoke the tool tokens of selected sessions")
-    def revoke_tokens(self, request, queryset):
-        count = sum(
-            services.call_session_revoke_tokens(
-                session=s, by=staff_label(request), reason="revoked in the admin"
-            )
-            for s in queryset
-        )
-        self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)
+    end_sessions = revoke_action(
+        description="End selected sessions (revokes their tool tokens)",
+        revoke=lambda session, **audit: services.call_session_end(session=session, **audit),
+        reason="ended in admin",
+        message="Ended {count} session(s).",
+    )
+    revoke_tokens = revoke_action(
+        description="Revoke the tool tokens of selected sessions",
+        revoke=lambda session, **audit: services.call_session_revoke_tokens(
+            session=session, **audit
+        ),
+        reason="revoked in the admin",
+        message="Revoked {count} token(s).",
+    )
 
 
 @admin.register(ToolSecret)
-class ToolSecretAdmin(admin.ModelAdmin):
+class ToolSecretAdmin(GuardedActionsAdmin):
     """Stored secrets are never displayed; a rotation shows the new one once."""
 
     list_display = ("project", "created_at", "rotated_at", "previous_valid_until")
@@ -504,7 +472,9 @@ class ToolSecretAdmin(admin.ModelAdmin):
     def previous_valid_until(self, obj):
         return services.previous_valid_until(obj) or "—"
 
-    @admin.action(description="Rotate (the old secret validates for the grace window)")
+    @staff_action(
+        description="Rotate (the old secret validates for the grace window)", permissions=["change"]
+    )
     def rotate(self, request, queryset):
         for row in queryset.select_related("project"):
             new = services.tool_secret_rotate(project=row.project)

@@ -10,7 +10,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.forms.models import BaseInlineFormSet
 
-from tokens.admin import RevokeTokensMixin
+from tokens.admin import GuardedActionsAdmin, ReadOnlyInline, revoke_tokens_action, staff_action
 
 from . import services
 from .models import Address, Conversation, Member, Message
@@ -26,20 +26,6 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
-class _ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 class NewestMessagesFormSet(BaseInlineFormSet):
     def get_queryset(self):
         # Sliced after the inline's own filter by conversation: a long history must not load
@@ -47,11 +33,10 @@ class NewestMessagesFormSet(BaseInlineFormSet):
         return super().get_queryset().order_by("-ts", "-id")[:INLINE_MESSAGES]
 
 
-class MessageInline(_ReadOnlyInline):
+class MessageInline(ReadOnlyInline):
     model = Message
     formset = NewestMessagesFormSet
     fields = ("sent", "user_id", "text", "subtype", "hidden")
-    readonly_fields = fields
     show_change_link = True
     verbose_name_plural = f"messages (newest {INLINE_MESSAGES}, newest first)"
 
@@ -60,10 +45,9 @@ class MessageInline(_ReadOnlyInline):
         return _when(obj.ts)
 
 
-class MemberInline(_ReadOnlyInline):
+class MemberInline(ReadOnlyInline):
     model = Member
     fields = ("member_id", "present", "state", "joined_at", "left_at")
-    readonly_fields = fields
 
     @admin.display(boolean=True, description="present")
     def present(self, obj):
@@ -151,12 +135,11 @@ class ConversationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Member)
-class MemberAdmin(RevokeTokensMixin, admin.ModelAdmin):
+class MemberAdmin(GuardedActionsAdmin):
     actions = ["revoke_tokens_for"]
-
-    @staticmethod
-    def revoke_service(member, *, by, reason):
-        return services.member_tokens_revoke(member=member, by=by, reason=reason)
+    revoke_tokens_for = revoke_tokens_action(
+        lambda member, **audit: services.member_tokens_revoke(member=member, **audit)
+    )
 
     list_display = ("member_id", "conversation", "present", "joined_at", "left_at")
     list_filter = ("conversation__project",)
@@ -177,7 +160,7 @@ class MemberAdmin(RevokeTokensMixin, admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(GuardedActionsAdmin):
     list_display = ("excerpt", "user_id", "conversation", "sent", "subtype", "hidden")
     list_filter = ("hidden", "subtype", "conversation__project")
     list_select_related = ("conversation__address",)
@@ -218,15 +201,12 @@ class MessageAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    def has_hide_permission(self, request):
-        return request.user.has_perm("chat.change_message")
-
-    @admin.action(description="Hide selected messages", permissions=["hide"])
+    @staff_action(description="Hide selected messages", permissions=["model_change"])
     def hide_messages(self, request, queryset):
         count = sum(services.message_hide(message=message) for message in queryset)
         self.message_user(request, f"Hid {count} message(s).", messages.SUCCESS)
 
-    @admin.action(description="Unhide selected messages", permissions=["hide"])
+    @staff_action(description="Unhide selected messages", permissions=["model_change"])
     def unhide_messages(self, request, queryset):
         count = sum(services.message_unhide(message=message) for message in queryset)
         self.message_user(request, f"Unhid {count} message(s).", messages.SUCCESS)
