@@ -6,15 +6,14 @@ the Fabric client), then `chat.*` requests. The server pushes `signalwire.event`
 clients ack. A bad frame gets an error reply and the socket stays open; only a frame over the
 size cap, a failed or missing authentication, and a revoked or expired token close it.
 
-Protocol-level faults (not JSON, not a request, unknown method, not yet authenticated) are
+Requests are refused with tokens.errors' vocabulary, answered by chat.errors.relay_answer:
+protocol-level faults (not JSON, not a request, unknown method, not yet authenticated) are
 JSON-RPC errors; a `chat.*` request the token does not allow or whose params are wrong gets a
 result with a non-2xx `code`, as SignalWire answers (both reject the client's promise).
 """
 
 import asyncio
-import json
 import logging
-import math
 import time
 import uuid
 
@@ -22,69 +21,21 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from tokens import live
+from tokens.errors import ApplicationError, BadInput, BadRequest, Forbidden, NotFound, Unauthorized
+from tokens.inputs import compact_json, loads_strict
 
-from . import conf, events, selectors, services, validation
-from .auth import ChatAuthError, ChatGrant, chat_grant
+from . import events, selectors, services, validation
+from .auth import ChatGrant, chat_grant
+from .conf import chat_settings
+from .errors import ChatAuthError, InvalidChannelName, NotGranted, relay_answer
 from .models import Message
-from .names import InvalidChannelName, clean_channel_name
+from .names import clean_channel_name
 
 log = logging.getLogger(__name__)
-
-# JSON-RPC 2.0 error codes.
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-NOT_AUTHENTICATED = -32001  # a chat request before signalwire.connect succeeded
-AUTH_FAILED = -32002  # signalwire.connect with a token that is not a usable chat token
 
 V3, V4 = 3, 4
 MEMBERS_MAX = 1000  # members listed by chat.members.get
 CHANNELS_PER_REQUEST_MAX = 500  # as many as a token can grant
-
-
-class _Refused(Exception):
-    def __init__(self, code, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class RequestError(_Refused):
-    """A `chat.*` request refused with a SignalWire result code ("400", "403", "404")."""
-
-
-class AuthFailed(Exception):
-    """signalwire.connect with a token that is not a usable chat token: answer, then close."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-class RpcError(_Refused):
-    """A protocol-level fault answered with a JSON-RPC error (an int code); the socket stays
-    open."""
-
-
-def _reject_constant(name):
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text):
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError("number out of range")
-    return value
-
-
-def _parse(text: str):
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-
-
-def _dumps(payload) -> str:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
 class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
@@ -106,7 +57,8 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
         await self.accept()
         loop = asyncio.get_running_loop()
         self._auth_timer = loop.call_later(
-            conf.auth_timeout(), lambda: asyncio.ensure_future(self._auth_timed_out())
+            chat_settings.AUTH_TIMEOUT_SECONDS,
+            lambda: asyncio.ensure_future(self._auth_timed_out()),
         )
 
     async def _auth_timed_out(self):
@@ -126,19 +78,20 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None):
         size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
-        if size > conf.max_frame_bytes():
+        if size > chat_settings.MAX_FRAME_BYTES:
             await self.close(code=live.CLOSE_TOO_BIG, reason="frame too big")
             return
         if text_data is None:
-            await self._error(None, INVALID_REQUEST, "Frames must be text (JSON).")
+            await self._refuse(None, BadRequest("Frames must be text (JSON)."))
             return
         try:
-            frame = _parse(text_data)
+            frame = loads_strict(text_data)
         except (ValueError, RecursionError):
-            await self._error(None, PARSE_ERROR, "Parse error: the frame is not JSON.")
+            error = BadRequest("Parse error: the frame is not JSON.", code="parse_error")
+            await self._refuse(None, error)
             return
         if not isinstance(frame, dict):
-            await self._error(None, INVALID_REQUEST, "A request must be a JSON object.")
+            await self._refuse(None, BadRequest("A request must be a JSON object."))
             return
         rid = frame.get("id")
         if not isinstance(rid, str | int) or isinstance(rid, bool):
@@ -150,38 +103,28 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
                 if self.grant is not None and time.monotonic() - self._checked_at > 1.0:
                     await self._recheck()
                 return
-            await self._error(rid, INVALID_REQUEST, "A request needs a method.")
+            await self._refuse(rid, BadRequest("A request needs a method."))
             return
         method, params = frame.get("method"), frame.get("params", {})
         if frame.get("jsonrpc") != "2.0" or not isinstance(method, str) or rid is None:
-            await self._error(
-                rid, INVALID_REQUEST, 'A request needs "jsonrpc": "2.0", a method and an id.'
-            )
+            error = BadRequest('A request needs "jsonrpc": "2.0", a method and an id.')
+            await self._refuse(rid, error)
             return
         if not isinstance(params, dict):
-            await self._error(rid, INVALID_PARAMS, "params must be an object.")
+            await self._refuse(rid, BadRequest("params must be an object.", code="invalid_params"))
             return
         # The channel layer may have dropped a revocation; every request re-checks.
         if self.grant is not None and not await self._recheck():
             return
         try:
             result = await self._dispatch(method, params)
-        except RpcError as exc:
-            await self._error(rid, exc.code, exc.message)
+        except ApplicationError as exc:
+            await self._refuse(rid, exc)
             return
-        except AuthFailed as exc:
-            # Answer, then close: the token will not become valid by retrying on this socket.
-            await self._error(rid, AUTH_FAILED, f"Authentication failed: {exc.reason}.")
-            await self.close(code=live.CLOSE_INVALID_TOKEN, reason=exc.reason)
-            return
-        except RequestError as exc:
-            result = {"code": exc.code, "message": exc.message}
-        except validation.ChatInputError as exc:
-            result = {"code": "400", "message": exc.message, "attribute": exc.attribute}
         except Exception:
             # A bug or a database outage must not take the socket down with it.
             log.exception("relay request %s failed", method)
-            await self._error(rid, INTERNAL_ERROR, "Internal error.")
+            await self._refuse(rid, ApplicationError())
             return
         await self._send({"jsonrpc": "2.0", "id": rid, "result": result})
 
@@ -203,14 +146,20 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
 
         loop = asyncio.get_running_loop()
         self._recheck_timer = loop.call_later(
-            conf.recheck_seconds(), lambda: asyncio.ensure_future(tick())
+            chat_settings.RECHECK_SECONDS, lambda: asyncio.ensure_future(tick())
         )
 
     async def _send(self, payload) -> None:
-        await self.send(text_data=_dumps(payload))
+        await self.send(text_data=compact_json(payload))
 
-    async def _error(self, rid, code: int, message: str) -> None:
-        await self._send({"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}})
+    async def _refuse(self, rid, error: ApplicationError) -> None:
+        """Answer request `rid` with `error` (chat.errors.relay_answer), closing the socket
+        when the error says so."""
+        frame, close = relay_answer(rid, error)
+        await self._send(frame)
+        if close is not None:
+            code, reason = close
+            await self.close(code=code, reason=reason)
 
     async def _dispatch(self, method: str, params: dict):
         if method == "signalwire.connect":
@@ -218,24 +167,25 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
         if method == "signalwire.ping":
             return {"timestamp": time.time()}
         if self.grant is None:
-            raise RpcError(NOT_AUTHENTICATED, "Send signalwire.connect first.")
+            raise Unauthorized("Send signalwire.connect first.", code="not_authenticated")
         if method == "signalwire.reauthenticate":
             return await self._reauthenticate(params)
         handler = self.HANDLERS.get(method)
         if handler is None:
-            raise RpcError(METHOD_NOT_FOUND, f"Method not found: {method[:100]}")
+            raise NotFound(f"Method not found: {method[:100]}", code="method_not_found")
         return await handler(self, params)
 
     # --- signalwire.connect -----------------------------------------------------------------
 
     async def _connect(self, params: dict) -> dict:
         if self.grant is not None:
-            raise RpcError(INVALID_REQUEST, "Already connected.")
+            raise BadRequest("Already connected.")
         version = params.get("version")
         major = version.get("major") if isinstance(version, dict) else None
         if major not in (V3, V4) or isinstance(major, bool):
-            raise RpcError(INVALID_PARAMS, "version.major must be 3 (chat) or 4 (Fabric).")
-        grant = await self._grant_of(params, refused=AuthFailed)
+            message = "version.major must be 3 (chat) or 4 (Fabric)."
+            raise BadRequest(message, code="invalid_params")
+        grant = await self._grant_of(params)
         self.grant, self.version = grant, major
         if self._auth_timer is not None:
             self._auth_timer.cancel()
@@ -247,28 +197,27 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
             await self._join_fabric_groups()
         return self._connect_result()
 
-    async def _grant_of(self, params: dict, *, refused) -> ChatGrant:
-        """The grant of `authentication.jwt_token`; `refused(reason)` is raised for a token
-        that is not a usable chat token."""
+    async def _grant_of(self, params: dict) -> ChatGrant:
+        """The grant of `authentication.jwt_token`, or ChatAuthError for a token that is not
+        a usable chat token (answered, then the socket closes)."""
         auth = params.get("authentication")
         token = auth.get("jwt_token") if isinstance(auth, dict) else None
         if not isinstance(token, str):
-            raise RpcError(INVALID_PARAMS, "authentication.jwt_token is required.")
-        try:
-            return await database_sync_to_async(chat_grant)(token)
-        except ChatAuthError as exc:
-            raise refused(exc.reason) from None
+            raise BadRequest("authentication.jwt_token is required.", code="invalid_params")
+        return await database_sync_to_async(chat_grant)(token)
 
     async def _reauthenticate(self, params: dict) -> dict:
         """`signalwire.reauthenticate` (the v3 client's token refresh): the socket moves to a
         fresh token of the same project and member; a refused token leaves it as it was."""
-        grant = await self._grant_of(
-            params,
-            refused=lambda reason: RpcError(AUTH_FAILED, f"Authentication failed: {reason}."),
-        )
+        try:
+            grant = await self._grant_of(params)
+        except ChatAuthError as exc:
+            # The same answer as at connect, but the socket stays open on its current token.
+            raise Unauthorized(exc.message, code=exc.code) from None
         old = self.grant
         if grant.project.pk != old.project.pk or grant.member_id != old.member_id:
-            raise RpcError(AUTH_FAILED, "The new token must be for the same member.")
+            message = "The new token must be for the same member."
+            raise Unauthorized(message, code=ChatAuthError.code)
         # Off the old token (its revocation no longer concerns this socket), onto the new.
         if self._expiry_handle is not None:
             self._expiry_handle.cancel()
@@ -319,13 +268,13 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
 
     # --- Params -----------------------------------------------------------------------------
 
-    def _channel(self, value, *, attribute="channel") -> str:
+    def _channel(self, value, *, field="channel") -> str:
         if isinstance(value, dict):
             value = value.get("name")
         try:
             return clean_channel_name(value)
         except InvalidChannelName as exc:
-            raise RequestError("400", f"{attribute}: {exc}") from None
+            raise BadInput(f"{field}: {exc.message}") from None
 
     def _channels(self, params, *, required=True) -> list[str]:
         value = params.get("channels")
@@ -334,12 +283,12 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
         if isinstance(value, str | dict):
             value = [value]
         if not isinstance(value, list) or not value:
-            raise RequestError("400", "channels must be a non-empty list of {name} objects.")
+            raise BadInput("channels must be a non-empty list of {name} objects.")
         if len(value) > CHANNELS_PER_REQUEST_MAX:
-            raise RequestError("400", f"At most {CHANNELS_PER_REQUEST_MAX} channels at once.")
+            raise BadInput(f"At most {CHANNELS_PER_REQUEST_MAX} channels at once.")
         names = []
         for item in value:
-            name = self._channel(item, attribute="channels")
+            name = self._channel(item, field="channels")
             if name not in names:
                 names.append(name)
         return names
@@ -349,7 +298,7 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
         for name in names:
             if not check(name):
                 what = "write" if write else "read"
-                raise RequestError("403", f"The token does not allow {what} on {name!r}.")
+                raise NotGranted(f"The token does not allow {what} on {name!r}.")
 
     # --- chat.* -----------------------------------------------------------------------------
 
@@ -403,7 +352,7 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
         name = self._channel(params.get("channel"))
         self._need([name], write=True)
         text, details = validation.v3_content(params.get("content"))
-        metadata = validation.metadata(params.get("meta"), attribute="meta")
+        metadata = validation.metadata(params.get("meta"), field="meta")
         await database_sync_to_async(self._publish)(name, text, metadata, details)
         return {"code": "200", "message": "OK"}
 
@@ -422,14 +371,12 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
         self._need([name])
         cursor = params.get("cursor") or {}
         if not isinstance(cursor, dict) or ("after" in cursor and "before" in cursor):
-            raise RequestError("400", "cursor must be {after} or {before}.")
+            raise BadInput("cursor must be {after} or {before}.")
         limit = params.get("limit", selectors.PAGE_SIZE_DEFAULT)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
-            raise RequestError("400", "limit must be an integer from 1 to 100.")
-        try:
-            return await database_sync_to_async(self._history)(name, cursor, limit)
-        except selectors.InvalidCursor as exc:
-            raise RequestError("400", str(exc)) from None
+            raise BadInput("limit must be an integer from 1 to 100.")
+        # A bad cursor is selectors' InvalidCursor, answered like the checks above.
+        return await database_sync_to_async(self._history)(name, cursor, limit)
 
     def _history(self, name, cursor, limit) -> dict:
         for value in cursor.values():
@@ -484,7 +431,7 @@ class RelayConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
     async def rpc_member_set_state(self, params):
         member_id = params.get("member_id", self.grant.member_id)
         if member_id != self.grant.member_id:
-            raise RequestError("403", "A token may only set its own member's state.")
+            raise Forbidden("A token may only set its own member's state.")
         names = self._channels(params)
         self._need(names, write=True)
         state = validation.state(params.get("state"))

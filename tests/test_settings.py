@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from chat.conf import DEFAULTS as CHAT_DEFAULTS
+from chat.conf import chat_settings
 from tests.helpers import mint_chat
 from tokens import services
 from tokens.conf import DEFAULTS, roomkey_settings
@@ -78,8 +80,8 @@ def test_roomkey_settings_come_from_the_environment():
     result = manage(
         "shell",
         "-c",
-        "from tokens.conf import roomkey_settings as s;"
-        "print(s.TOKEN_RETENTION.days, s.CLEAR_BATCH_SIZE, s.CHAT_RELAY_URL)",
+        "from tokens.conf import roomkey_settings as s; from chat.conf import chat_settings as c;"
+        "print(s.TOKEN_RETENTION.days, s.CLEAR_BATCH_SIZE, c.RELAY_URL)",
         DJANGO_SECRET_KEY=PRODUCTION["DJANGO_SECRET_KEY"],
         ROOMKEY_TOKEN_RETENTION_DAYS="7",
         ROOMKEY_CLEAR_BATCH_SIZE="25",
@@ -97,7 +99,6 @@ def test_roomkey_settings_come_from_the_environment():
     [
         ("TOKEN_RETENTION", timedelta(hours=3)),
         ("CLEAR_BATCH_SIZE", 7),
-        ("CHAT_RELAY_URL", "wss://elsewhere.example.com/ws"),
         ("MAX_TOKEN_BYTES", 123),  # absent from settings.ROOMKEY: a default until set
         ("API_KEY_TOUCH_SECONDS", 1),
     ],
@@ -108,6 +109,23 @@ def test_changing_settings_changes_roomkey_settings(settings, name, value):
     assert before != value
     settings.ROOMKEY = {**settings.ROOMKEY, name: value}
     assert getattr(roomkey_settings, name) == value
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RELAY_URL", "wss://elsewhere.example.com/ws"),
+        ("AUTH_TIMEOUT_SECONDS", 1.5),
+        ("MAX_FRAME_BYTES", 1024),
+        ("RECHECK_SECONDS", 2.0),
+    ],
+)
+def test_changing_settings_changes_chat_settings(settings, name, value):
+    before = getattr(chat_settings, name)  # read first, so a stale cache would show
+    assert before == {**CHAT_DEFAULTS, **settings.ROOMKEY_CHAT}[name]
+    assert before != value
+    settings.ROOMKEY_CHAT = {**settings.ROOMKEY_CHAT, name: value}
+    assert getattr(chat_settings, name) == value
 
 
 def test_removing_roomkey_settings_falls_back_to_the_defaults(settings):

@@ -94,7 +94,7 @@ async def test_the_subscription_leaves_with_the_socket(project):
 
 
 async def test_an_idle_socket_is_rechecked_too(project, settings):
-    settings.ROOMKEY = {**settings.ROOMKEY, "CHAT_RECHECK_SECONDS": 0.2}
+    settings.ROOMKEY_CHAT = {**settings.ROOMKEY_CHAT, "RECHECK_SECONDS": 0.2}
     issued = await db_async(mint_chat)(project)
     socket = await _open(issued.token)
     # Revoked behind the layer's back, and the client sends nothing at all.
