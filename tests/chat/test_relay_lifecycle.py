@@ -10,8 +10,9 @@ from asgiref.testing import ApplicationCommunicator
 from channels.db import database_sync_to_async as db_async
 
 from chat import services as chat_services
-from chat.consumers import MEMBERS_MAX, RelayConsumer
+from chat.consumers import RelayConsumer
 from chat.models import Member
+from chat.relay_methods import MEMBERS_MAX
 from tests.helpers import RELAY, mint_chat
 from tokens import kinds, live, services
 from tokens.models import IssuedToken
