@@ -39,8 +39,6 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
     subscribed to (v3) or can read (v4), and renders `chat.message` / `chat.member` events for
     its protocol version. Channels serialises a consumer's frames and events, so no locking."""
 
-    grant: ChatGrant | None = None
-
     # --- Lifecycle --------------------------------------------------------------------------
 
     async def connect(self):

@@ -14,6 +14,7 @@ from channels.db import database_sync_to_async
 from tokens.errors import BadInput, Forbidden
 
 from . import events, selectors, services, validation
+from .auth import ChatGrant
 from .errors import InvalidChannelName, NotGranted
 from .models import Message
 from .names import clean_channel_name
@@ -26,7 +27,7 @@ CHANNELS_PER_REQUEST_MAX = 500  # as many as a token can grant
 class ChatMethods:
     """chat.* requests and channel-layer events, for RelayConsumer (see the module)."""
 
-    grant = None  # chat.auth.ChatGrant once signalwire.connect succeeded
+    grant: ChatGrant | None = None  # set once signalwire.connect succeeded
     version: int | None = None  # V3 or V4
     subscriptions: dict  # channel name -> Conversation (v3 chat.subscribe)
 
