@@ -7,7 +7,8 @@ import uuid
 from rest_framework import serializers
 
 from tokens.conf import roomkey_settings
-from tokens.serializers import StrictCharField, StrictIntegerField, _has_forbidden_characters
+from tokens.inputs import has_forbidden_characters as _has_forbidden_characters
+from tokens.serializers import StrictCharField, StrictIntegerField
 
 from . import livekit, services
 from .models import CallSession

@@ -7,10 +7,12 @@ message fields chat.validation, the checks the relay and the Fabric API apply to
 
 from rest_framework import serializers
 
+from tokens.errors import BadInput
 from tokens.serializers import StrictCharField
 
 from . import validation
 from .api_pagination import PageSizeSerializer
+from .errors import InvalidChannelName
 from .models import (
     DISPLAY_NAME_MAX,
     MEMBER_ID_MAX,
@@ -20,7 +22,7 @@ from .models import (
     Member,
     Message,
 )
-from .names import InvalidChannelName, clean_channel_name
+from .names import clean_channel_name
 
 # The member id a message sent through the API is recorded under when the caller names none.
 API_USER_ID = "api"
@@ -55,7 +57,7 @@ class ChatInputField(serializers.Field):
     def to_internal_value(self, data):
         try:
             return self.check(data)
-        except validation.ChatInputError as exc:
+        except BadInput as exc:
             raise serializers.ValidationError(exc.message, code=exc.code) from None
 
     def to_representation(self, value):

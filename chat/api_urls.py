@@ -5,7 +5,7 @@ from rest_framework.routers import SimpleRouter
 from .api_views import AddressViewSet, ConversationViewSet
 
 router = SimpleRouter()
-router.trailing_slash = "/?"  # the paths have none; a client's trailing slash is fine too
+router.trailing_slash = "/?"  # the documented paths have none; a trailing slash is fine too
 router.register("api/v1/addresses", AddressViewSet, basename="chat-address")
 router.register("api/v1/conversations", ConversationViewSet, basename="chat-conversation")
 

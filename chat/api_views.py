@@ -10,10 +10,10 @@ from django.db import IntegrityError
 from django.http import Http404
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from tokens.parsers import as_api_exception
+from tokens.errors import BadInput, ContractErrorsMixin, NotFound
 
 from . import selectors, services
 from .api_pagination import AFTER, BEFORE, ListPagination, MemberPagination, history_links
@@ -27,12 +27,12 @@ from .api_serializers import (
     MessageListQuerySerializer,
     MessageSerializer,
 )
+from .errors import InvalidCursor
 
 
-class _ChatAPIMixin:
-    def handle_exception(self, exc):
-        # Oversized or undecodable bodies are API errors here too, not Django's HTML 400.
-        return super().handle_exception(as_api_exception(exc))
+class _ChatAPIMixin(ContractErrorsMixin):
+    """Every error in DRF's format (tokens.errors.DRF_ERRORS), request-body failures and
+    unexpected exceptions included."""
 
     @property
     def project(self):
@@ -109,9 +109,8 @@ class ConversationViewSet(_ChatAPIMixin, mixins.ListModelMixin, mixins.RetrieveM
                 newer_than=cursors.get(AFTER),
                 limit=cursors["page_size"],
             )
-        except selectors.InvalidCursor as exc:
-            field = AFTER if AFTER in cursors else BEFORE
-            raise ValidationError({field: [str(exc)]}, code="invalid") from None
+        except InvalidCursor as exc:
+            raise BadInput(exc.message, field=AFTER if AFTER in cursors else BEFORE) from None
         next_url, previous_url = history_links(request, page)
         return Response(
             {

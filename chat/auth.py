@@ -11,15 +11,8 @@ from tokens import kinds
 from tokens.models import Project
 from tokens.services import token_verify
 
-from .names import InvalidChannelName, clean_channel_name
-
-
-class ChatAuthError(Exception):
-    """The token is not a usable chat token; `reason` is Verification's reason."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
+from .errors import ChatAuthError, InvalidChannelName
+from .names import clean_channel_name
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ revoked or expired token stops working at once."""
 
 from rest_framework import authentication, exceptions
 
-from .auth import ChatAuthError, ChatGrant, chat_grant
+from .auth import ChatGrant, chat_grant
+from .errors import ChatAuthError
 
 
 class ChatMember:

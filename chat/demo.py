@@ -11,10 +11,11 @@ from django.views.decorators.http import require_POST
 from django.views.generic import TemplateView
 
 from tokens import selectors as token_selectors
-from tokens import services as token_services
 from tokens.api import client_ip
-from tokens.serializers import ChatTokenRequestSerializer
-from tokens.views import ChatTokenView
+
+from . import services
+from .serializers import ChatTokenRequestSerializer
+from .views import relay_url
 
 DEMO_CHANNEL = "general"
 DEMO_TTL_MINUTES = 60
@@ -54,13 +55,13 @@ def chat_demo_token(request):
     if not serializer.is_valid():
         return JsonResponse({"errors": serializer.errors}, status=400)
     data = serializer.validated_data
-    issued = token_services.chat_token_issue(
+    issued = services.chat_token_issue(
         project=project,
         ttl_minutes=data["ttl"],
         channels=data["channels"],
         member_id=data["member_id"],
         state={"name": data["member_id"]},
-        relay_url=ChatTokenView().relay_url(request),
+        relay_url=relay_url(request),
         client_ip=client_ip(request),
     )
     return JsonResponse(

@@ -1,38 +1,32 @@
 """Fabric HTTP: the paths the `@signalwire/js` 3.28 Fabric client calls, with a chat token.
 
-Errors are SignalWire's: 401 `{"error": "Unauthorized"}`, every other error
-`{"errors": [{type, code, message, attribute, url}]}` (403, 404, 405, 422). An address of
-another project is a 404 exactly like an unknown one; an address of the token's project whose
-name the token does not grant is a 403.
+Errors are SignalWire's (chat.errors.FABRIC_ERRORS): 401 `{"error": "Unauthorized"}`, every
+other error `{"errors": [{type, code, message, attribute, url}]}` (403, 404, 405, 422). An
+address of another project is a 404 exactly like an unknown one; an address of the token's
+project whose name the token does not grant is a 403.
 """
 
 from urllib.parse import urlencode
 
-from rest_framework import exceptions
-from rest_framework.exceptions import ErrorDetail
 from rest_framework.response import Response
 
-from tokens.api import RoomkeyAPIView, signalwire_error
-from tokens.parsers import BoundedJSONParser, as_api_exception
+from tokens.api import RoomkeyAPIView
+from tokens.errors import BadInput, BadRequest, NotFound
+from tokens.parsers import BoundedJSONParser
 
 from . import events, selectors, services, validation
 from .authentication import ChatTokenAuthentication
+from .errors import FABRIC_ERRORS, InvalidChannelName, InvalidCursor, NotGranted
 from .models import Address
-from .names import InvalidChannelName, clean_channel_name
+from .names import clean_channel_name
 
-ERROR_DOCS = "/#chat"
 GROUP_ID_MAX = 250
-
-
-class NotFound(exceptions.NotFound):
-    default_detail = "Not found."
 
 
 class FabricAPIView(RoomkeyAPIView):
     authentication_classes = [ChatTokenAuthentication]
     parser_classes = [BoundedJSONParser]
-
-    # --- Wiring helpers ---------------------------------------------------------------------
+    error_format = FABRIC_ERRORS
 
     @property
     def grant(self):
@@ -45,56 +39,13 @@ class FabricAPIView(RoomkeyAPIView):
         allowed = self.grant.can_write if write else self.grant.can_read
         if not allowed(address.name):
             what = "write" if write else "read"
-            raise exceptions.PermissionDenied(f"The token does not allow {what} on this address.")
+            raise NotGranted(f"The token does not allow {what} on this address.")
         return address
 
     def body_object(self) -> dict:
         if not isinstance(self.request.data, dict):
-            raise exceptions.ValidationError("The body must be a JSON object.")
+            raise BadRequest("The body must be a JSON object.")
         return self.request.data
-
-    # --- Errors in SignalWire's format ------------------------------------------------------
-
-    def _error(self, *, code, message, attribute=None, type_="invalid_request_error"):
-        return signalwire_error(
-            code=code,
-            message=message,
-            attribute=attribute,
-            docs_url=self.request.build_absolute_uri(ERROR_DOCS),
-            type_=type_,
-        )
-
-    def handle_exception(self, exc):
-        exc = as_api_exception(exc)
-        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
-            response = Response({"error": "Unauthorized"}, status=401)
-            response["WWW-Authenticate"] = 'Bearer realm="roomkey"'
-            return response
-        if isinstance(exc, validation.ChatInputError):
-            error = self._error(
-                code=exc.code,
-                message=exc.message,
-                attribute=exc.attribute,
-                type_="validation_error",
-            )
-            return Response({"errors": [error]}, status=422)
-        if isinstance(exc, exceptions.ValidationError):
-            detail = exc.detail
-            messages = detail if isinstance(detail, list) else [detail]
-            errors = [self._error(code="invalid_request", message=str(m)) for m in messages]
-            return Response({"errors": errors}, status=422)
-        if isinstance(exc, exceptions.APIException):
-            code = exc.get_codes() if isinstance(exc.detail, ErrorDetail) else "invalid_request"
-            status = exc.status_code
-            if isinstance(exc, exceptions.ParseError | exceptions.UnsupportedMediaType):
-                # As tokens.asgi.RequestBodyLimit answers these paths: 422, code says why.
-                status = 422
-            error = self._error(
-                code=code if isinstance(code, str) else "invalid_request",
-                message=str(exc.detail),
-            )
-            return Response({"errors": [error]}, status=status)
-        return super().handle_exception(exc)
 
 
 def _page_size(raw) -> int:
@@ -105,9 +56,9 @@ def _page_size(raw) -> int:
     except (TypeError, ValueError):
         value = 0
     if not 1 <= value <= selectors.PAGE_SIZE_MAX or str(value) != raw.strip():
-        raise validation.ChatInputError(
+        raise BadInput(
             f"Must be an integer from 1 to {selectors.PAGE_SIZE_MAX}.",
-            attribute="page_size",
+            field="page_size",
             code="out_of_range",
         )
     return value
@@ -126,10 +77,8 @@ class ConversationMessagesView(FabricAPIView):
             page = selectors.messages_page(
                 conversation=conversation, older_than=after, newer_than=before, limit=size
             )
-        except selectors.InvalidCursor as exc:
-            raise validation.ChatInputError(
-                str(exc), attribute="after" if after else "before"
-            ) from None
+        except InvalidCursor as exc:
+            raise InvalidCursor(exc.message, field="after" if after else "before") from None
         path = request.path
 
         def link(**cursor):
@@ -164,8 +113,10 @@ class SendMessageView(FabricAPIView):
         group_id = body.get("group_id")
         if group_id is not None:
             if not isinstance(group_id, str) or not 1 <= len(group_id) <= GROUP_ID_MAX:
-                raise validation.ChatInputError(
-                    f"Must be a string of 1 to {GROUP_ID_MAX} characters.", attribute="group_id"
+                raise BadInput(
+                    f"Must be a string of 1 to {GROUP_ID_MAX} characters.",
+                    field="group_id",
+                    code=validation.INVALID,
                 )
             details = {**details, "group_id": group_id}
         conversation = services.conversation_for_address(address=address)
@@ -220,7 +171,7 @@ class AddressView(FabricAPIView):
         if address is None:
             raise NotFound("No such address.")
         if not (self.grant.can_read(address.name) or self.grant.can_write(address.name)):
-            raise exceptions.PermissionDenied("The token does not grant this address.")
+            raise NotGranted("The token does not grant this address.")
         return Response(address_payload(address))
 
 
@@ -247,7 +198,5 @@ class AddressListView(FabricAPIView):
 
 def _required(body: dict, name: str):
     if name not in body or body[name] is None:
-        raise validation.ChatInputError(
-            "This field is required.", attribute=name, code="missing_required_parameter"
-        )
+        raise BadInput("This field is required.", field=name, code="missing_required_parameter")
     return body[name]

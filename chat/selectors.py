@@ -11,8 +11,9 @@ from django.db.models import Q
 from tokens.models import Project
 from tokens.selectors import as_uuid
 
+from .errors import InvalidChannelName, InvalidCursor
 from .models import Address, Conversation, Member, Message
-from .names import InvalidChannelName, clean_channel_name
+from .names import clean_channel_name
 
 PAGE_SIZE_DEFAULT = 10
 PAGE_SIZE_MAX = 100
@@ -95,10 +96,6 @@ def member_states(*, conversation: Conversation, member_ids) -> dict[str, dict]:
 # --- Message history: keyset pages --------------------------------------------------------
 
 
-class InvalidCursor(ValueError):
-    pass
-
-
 def encode_cursor(message: Message) -> str:
     """Opaque cursor of a message's place in history: its (ts, id), url-safe."""
     raw = f"{message.ts!r}_{message.id.hex}".encode()
@@ -107,16 +104,16 @@ def encode_cursor(message: Message) -> str:
 
 def decode_cursor(cursor) -> tuple[float, uuid.UUID]:
     if not isinstance(cursor, str) or not 1 <= len(cursor) <= 200:
-        raise InvalidCursor("Cursor is not valid.")
+        raise InvalidCursor()
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         ts_text, id_hex = raw.split("_")
         ts = float(ts_text)
         pk = uuid.UUID(hex=id_hex)
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidCursor("Cursor is not valid.") from None
+        raise InvalidCursor() from None
     if ts != ts or ts in (float("inf"), float("-inf")):
-        raise InvalidCursor("Cursor is not valid.")
+        raise InvalidCursor()
     return ts, pk
 
 

@@ -1,4 +1,4 @@
-"""Chat writes: addresses, membership, member state and messages.
+"""Chat writes: chat tokens, addresses, membership, member state and messages.
 
 Every publish path (the relay's `chat.publish`, Fabric `POST /api/fabric/messages`, the DRF
 API) calls `message_send`, which stores the message and, once the transaction commits, fans it
@@ -6,24 +6,50 @@ out through the channel layer to every subscriber in every server process. Membe
 out the same way. All functions are keyword-only and atomic.
 """
 
-import logging
 import time
 import uuid
+from datetime import timedelta
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from tokens import kinds
 from tokens import services as token_services
-from tokens.models import IssuedToken, Project
+from tokens.live import group_send
+from tokens.models import ApiKey, IssuedToken, Project
 
 from . import events
 from .models import Address, Conversation, Member, Message
 from .names import clean_channel_name
 
-log = logging.getLogger(__name__)
+# --- Chat tokens (seed 000) ---------------------------------------------------------------
+
+
+def chat_token_issue(
+    *,
+    project: Project,
+    ttl_minutes: int,
+    channels: dict[str, dict],
+    member_id: str | None,
+    state: dict,
+    relay_url: str,
+    api_key: ApiKey | None = None,
+    client_ip: str | None = None,
+) -> token_services.Issued:
+    """A SignalWire-compatible chat token for `member_id` (a random UUID when None), whose
+    `ch` header names the relay at `relay_url`. The channels and state stay on the registry
+    row, so the token stays small (under 1 KB at 500 channels)."""
+    return token_services.token_issue(
+        project=project,
+        kind=kinds.CHAT.name,
+        subject=member_id or str(uuid.uuid4()),
+        ttl=timedelta(minutes=ttl_minutes),
+        grants={"channels": channels, "state": state},
+        api_key=api_key,
+        client_ip=client_ip,
+        headers={"ch": relay_url},
+    )
 
 
 # --- Addresses and conversations ----------------------------------------------------------
@@ -31,7 +57,7 @@ log = logging.getLogger(__name__)
 
 def address_get_or_create(*, project: Project, name: str, display_name: str = "") -> Address:
     """The project's address called `name` (NFC-normalised), made with its conversation on
-    first use. Raises chat.names.InvalidChannelName for a name chat tokens could not carry.
+    first use. Raises chat.errors.InvalidChannelName for a name chat tokens could not carry.
 
     Concurrent first uses race on the unique (project, name) constraint; the loser reads the
     winner's row.
@@ -146,7 +172,9 @@ def member_tokens_revoke(*, member: Member, by: str = "", reason: str = "member 
     Returns how many this call revoked."""
     return token_services.token_revoke_many(
         queryset=IssuedToken.objects.filter(
-            project_id=member.conversation.project_id, kind="chat", subject=member.member_id
+            project_id=member.conversation.project_id,
+            kind=kinds.CHAT.name,
+            subject=member.member_id,
         ),
         by=by,
         reason=reason,
@@ -238,7 +266,7 @@ def message_send(
         )
         event = events.message_event(message, conversation=conversation, member_state=state)
         group = events.channel_group(conversation.project_id, _address_name(conversation))
-        transaction.on_commit(lambda: _group_send(group, event))
+        transaction.on_commit(lambda: group_send(group, event))
     return message
 
 
@@ -262,16 +290,4 @@ def _address_name(conversation: Conversation) -> str:
 def _publish_member(conversation: Conversation, member: Member, change: str) -> None:
     event = events.member_event(member, change=change, channel=_address_name(conversation))
     group = events.channel_group(conversation.project_id, _address_name(conversation))
-    transaction.on_commit(lambda: _group_send(group, event))
-
-
-def _group_send(group: str, event: dict) -> None:
-    """Send to a channel group from sync code. A layer failure is logged, not raised: the
-    message is stored and its history is the record; live delivery is best effort."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(group, event)
-    except Exception:
-        log.exception("could not fan out to %s", group)
+    transaction.on_commit(lambda: group_send(group, event))

@@ -1,8 +1,9 @@
 from django.urls import path
 
-from . import fabric
+from . import fabric, views
 
 urlpatterns = [
+    path("api/chat/tokens", views.ChatTokenView.as_view(), name="chat-tokens"),
     path(
         "api/fabric/conversations/<str:address_id>/messages",
         fabric.ConversationMessagesView.as_view(),

@@ -177,9 +177,6 @@ REST_FRAMEWORK = {
 # --- Roomkey --------------------------------------------------------------------------------
 # Read at call time through tokens.conf.roomkey_settings (tests use the `settings` fixture).
 ROOMKEY = {
-    # Public WebSocket URL of the chat relay put in chat tokens' `ch` header. Empty: derived
-    # from the request (ws:// or wss:// + Host + /api/relay/ws).
-    "CHAT_RELAY_URL": env.str("ROOMKEY_CHAT_RELAY_URL", default=""),
     # Issued-token rows are kept this long after they expire, then `cleartokens` purges them.
     "TOKEN_RETENTION": timedelta(days=env.int("ROOMKEY_TOKEN_RETENTION_DAYS", default=30)),
     # Rows deleted per batch by `cleartokens`.
@@ -198,13 +195,21 @@ ROOMKEY = {
     "CALL_SESSION_RETENTION": timedelta(
         days=env.int("ROOMKEY_CALL_SESSION_RETENTION_DAYS", default=7)
     ),
-    # Chat relay (README "Chat"): seconds to authenticate, largest frame in bytes, how often an
-    # idle socket re-checks its token, and the browser origins (besides ALLOWED_HOSTS) whose
-    # pages may open Roomkey's WebSockets.
-    "CHAT_AUTH_TIMEOUT_SECONDS": env.float("ROOMKEY_CHAT_AUTH_TIMEOUT_SECONDS", default=5.0),
-    "CHAT_MAX_FRAME_BYTES": env.int("ROOMKEY_CHAT_MAX_FRAME_BYTES", default=128 * 1024),
-    "CHAT_RECHECK_SECONDS": env.float("ROOMKEY_CHAT_RECHECK_SECONDS", default=30.0),
+    # The browser origins (besides ALLOWED_HOSTS) whose pages may open Roomkey's WebSockets.
     "WS_ALLOWED_ORIGINS": env.list("ROOMKEY_WS_ALLOWED_ORIGINS", default=[]),
+}
+
+# --- Chat (README "Chat") -------------------------------------------------------------------
+# Read at call time through chat.conf.chat_settings.
+ROOMKEY_CHAT = {
+    # Public WebSocket URL of the relay put in chat tokens' `ch` header. Empty: derived from
+    # the request (ws:// or wss:// + Host + /api/relay/ws).
+    "RELAY_URL": env.str("ROOMKEY_CHAT_RELAY_URL", default=""),
+    # Seconds a relay socket has to authenticate, its largest frame in bytes, and how often an
+    # idle socket re-checks its token.
+    "AUTH_TIMEOUT_SECONDS": env.float("ROOMKEY_CHAT_AUTH_TIMEOUT_SECONDS", default=5.0),
+    "MAX_FRAME_BYTES": env.int("ROOMKEY_CHAT_MAX_FRAME_BYTES", default=128 * 1024),
+    "RECHECK_SECONDS": env.float("ROOMKEY_CHAT_RECHECK_SECONDS", default=30.0),
 }
 
 # --- LiveKit and voice sessions (agents) -----------------------------------------------------

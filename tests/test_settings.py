@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from chat.conf import DEFAULTS as CHAT_DEFAULTS
+from chat.conf import chat_settings
 from tests.helpers import mint_chat
 from tokens import services
 from tokens.conf import DEFAULTS, roomkey_settings
@@ -78,8 +80,8 @@ def test_roomkey_settings_come_from_the_environment():
     result = manage(
         "shell",
         "-c",
-        "from tokens.conf import roomkey_settings as s;"
-        "print(s.TOKEN_RETENTION.days, s.CLEAR_BATCH_SIZE, s.CHAT_RELAY_URL)",
+        "from tokens.conf import roomkey_settings as s; from chat.conf import chat_settings as c;"
+        "print(s.TOKEN_RETENTION.days, s.CLEAR_BATCH_SIZE, c.RELAY_URL)",
         DJANGO_SECRET_KEY=PRODUCTION["DJANGO_SECRET_KEY"],
         ROOMKEY_TOKEN_RETENTION_DAYS="7",
         ROOMKEY_CLEAR_BATCH_SIZE="25",
@@ -92,22 +94,33 @@ def test_roomkey_settings_come_from_the_environment():
 # --- Read at call time ----------------------------------------------------------------------
 
 
+# Each app's settings object, with its defaults, by the settings dict it reads.
+APP_SETTINGS = {
+    "ROOMKEY": (roomkey_settings, DEFAULTS),
+    "ROOMKEY_CHAT": (chat_settings, CHAT_DEFAULTS),
+}
+
+
 @pytest.mark.parametrize(
-    ("name", "value"),
+    ("namespace", "name", "value"),
     [
-        ("TOKEN_RETENTION", timedelta(hours=3)),
-        ("CLEAR_BATCH_SIZE", 7),
-        ("CHAT_RELAY_URL", "wss://elsewhere.example.com/ws"),
-        ("MAX_TOKEN_BYTES", 123),  # absent from settings.ROOMKEY: a default until set
-        ("API_KEY_TOUCH_SECONDS", 1),
+        ("ROOMKEY", "TOKEN_RETENTION", timedelta(hours=3)),
+        ("ROOMKEY", "CLEAR_BATCH_SIZE", 7),
+        ("ROOMKEY", "MAX_TOKEN_BYTES", 123),  # absent from settings.ROOMKEY: a default until set
+        ("ROOMKEY", "API_KEY_TOUCH_SECONDS", 1),
+        ("ROOMKEY_CHAT", "RELAY_URL", "wss://elsewhere.example.com/ws"),
+        ("ROOMKEY_CHAT", "AUTH_TIMEOUT_SECONDS", 1.5),
+        ("ROOMKEY_CHAT", "MAX_FRAME_BYTES", 1024),
+        ("ROOMKEY_CHAT", "RECHECK_SECONDS", 2.0),
     ],
 )
-def test_changing_settings_changes_roomkey_settings(settings, name, value):
-    before = getattr(roomkey_settings, name)  # read first, so a stale cache would show
-    assert before == {**DEFAULTS, **settings.ROOMKEY}[name]
+def test_changing_settings_changes_the_apps_settings(settings, namespace, name, value):
+    app_settings, defaults = APP_SETTINGS[namespace]
+    before = getattr(app_settings, name)  # read first, so a stale cache would show
+    assert before == {**defaults, **getattr(settings, namespace)}[name]
     assert before != value
-    settings.ROOMKEY = {**settings.ROOMKEY, name: value}
-    assert getattr(roomkey_settings, name) == value
+    setattr(settings, namespace, {**getattr(settings, namespace), name: value})
+    assert getattr(app_settings, name) == value
 
 
 def test_removing_roomkey_settings_falls_back_to_the_defaults(settings):

@@ -22,14 +22,3 @@ def client_ip(request) -> str | None:
         return str(ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")))
     except ValueError:
         return None
-
-
-def signalwire_error(*, code, message, attribute, docs_url, type_="validation_error") -> dict:
-    """One item of SignalWire's `{"errors": [...]}` list."""
-    return {
-        "type": type_,
-        "code": code,
-        "message": message,
-        "attribute": attribute,
-        "url": docs_url,
-    }

@@ -11,18 +11,13 @@ import logging
 import re
 from collections.abc import Callable
 
-from .api import signalwire_error
 from .conf import roomkey_settings
 from .errors import BadRequest, format_for_path
 
-# Paths whose contract has its own error format (seed 000: SignalWire's 422 errors list).
-SIGNALWIRE_PATHS = frozenset(
-    {"/api/chat/tokens", "/api/fabric/messages", "/api/fabric/conversations/join"}
-)
-
-# path -> answer(scope, message) -> (status, JSON body) for an oversize body. Paths whose
-# contracts have their own error envelopes are registered here (SIGNALWIRE_PATHS, below) or
-# by their app (agents.apps: seeds 003 and 004); every other path gets 413 {"detail": …}.
+# path -> answer(scope, message) -> (status, JSON body) for an oversize body, for paths whose
+# contract has an envelope of its own (agents.apps: seeds 003 and 004). Other paths are answered
+# in the error format their app registered for them (tokens.errors.register_error_format), and
+# the rest with 413 {"detail": …}.
 OversizeAnswer = Callable[[dict, str], tuple[int, dict]]
 _oversize_answers: dict[str, OversizeAnswer] = {}
 
@@ -33,22 +28,6 @@ def register_oversize_answer(path: str, answer: OversizeAnswer) -> None:
 
 def _default_answer(scope, message: str) -> tuple[int, dict]:
     return 413, {"detail": message}
-
-
-def _signalwire_answer(scope, message: str) -> tuple[int, dict]:
-    host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")
-    error = signalwire_error(
-        code="body_too_large",
-        message=message,
-        attribute=None,
-        docs_url=f"{scope.get('scheme', 'http')}://{host}/#errors",
-        type_="invalid_request_error",
-    )
-    return 422, {"errors": [error]}
-
-
-for _path in SIGNALWIRE_PATHS:
-    register_oversize_answer(_path, _signalwire_answer)
 
 
 def _content_length(scope) -> int | None:

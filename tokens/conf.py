@@ -10,7 +10,6 @@ from django.conf import settings
 from django.core.signals import setting_changed
 
 DEFAULTS = {
-    "CHAT_RELAY_URL": "",
     "TOKEN_RETENTION": timedelta(days=30),
     "CLEAR_BATCH_SIZE": 1000,
     "SIGNING_KEY_CACHE_SECONDS": 5.0,

@@ -9,6 +9,7 @@ JSON-RPC error on a socket.
 
 import json
 import math
+import unicodedata
 
 # Nesting deeper than this (objects and arrays) is refused before it reaches the database.
 JSON_MAX_DEPTH = 32
@@ -26,6 +27,17 @@ def is_storable_text(text: str) -> bool:
     """NUL and lone surrogates are valid in JSON strings, and in Python's, but PostgreSQL
     refuses NUL in text and jsonb, and UTF-8 cannot encode a lone surrogate."""
     return "\x00" not in text and not has_unpaired_surrogate(text)
+
+
+# Bidirectional embedding, override and isolate controls: they make text display as something
+# other than what it is.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def has_forbidden_characters(text: str) -> bool:
+    """True if `text` holds a control character, a lone surrogate or a bidirectional control:
+    what names, ids and labels (channel names, member ids, metadata keys) must not contain."""
+    return any(c in _BIDI_CONTROLS or unicodedata.category(c) in ("Cc", "Cs") for c in text)
 
 
 def json_problem(value, *, max_depth: int = JSON_MAX_DEPTH, _depth: int = 1) -> str | None:

@@ -4,14 +4,12 @@ DRF's own parsers read the whole stream whatever its size, and its JSON parser l
 RecursionError (deeply nested JSON) escape as a 500.
 """
 
-import json
-import math
-
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import QueryDict
 from rest_framework import exceptions, parsers
 
 from .conf import roomkey_settings
+from .inputs import loads_strict
 
 
 class BodyTooLarge(exceptions.ParseError):
@@ -39,23 +37,11 @@ class BoundedJSONParser(parsers.JSONParser):
         except (UnicodeError, LookupError):
             raise exceptions.ParseError(f"Request body is not valid {encoding}.") from None
         try:
-            return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+            return loads_strict(text)
         except RecursionError:
             raise exceptions.ParseError("JSON is nested too deeply.") from None
         except ValueError as exc:
             raise exceptions.ParseError(f"JSON parse error - {exc}") from None
-
-
-def _reject_constant(name):
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text):
-    # 1e400 parses to inf, which no JSON column (SQLite JSON_VALID, PostgreSQL jsonb) stores.
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:20]} is out of range")
-    return value
 
 
 class BoundedFormParser(parsers.FormParser):

@@ -3,7 +3,6 @@
 The admin, the API views and the management commands all call these functions.
 """
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -516,32 +515,3 @@ def tokens_clear_expired(*, now: datetime | None = None, batch_size: int | None 
         if not batch:
             return deleted
         deleted += IssuedToken.objects.filter(pk__in=batch).delete()[0]
-
-
-# --- Chat tokens (seed 000) ---------------------------------------------------------------
-
-
-def chat_token_issue(
-    *,
-    project: Project,
-    ttl_minutes: int,
-    channels: dict[str, dict],
-    member_id: str | None,
-    state: dict,
-    relay_url: str,
-    api_key: ApiKey | None = None,
-    client_ip: str | None = None,
-) -> Issued:
-    """A SignalWire-compatible chat token for `member_id` (a random UUID when None). The
-    channels and state stay on the registry row, so the token stays small (under 1 KB at 500
-    channels)."""
-    return token_issue(
-        project=project,
-        kind=kinds.CHAT.name,
-        subject=member_id or str(uuid.uuid4()),
-        ttl=timedelta(minutes=ttl_minutes),
-        grants={"channels": channels, "state": state},
-        api_key=api_key,
-        client_ip=client_ip,
-        headers={"ch": relay_url},
-    )

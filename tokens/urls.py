@@ -3,7 +3,6 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
-    path("api/chat/tokens", views.ChatTokenView.as_view(), name="chat-tokens"),
     path("api/v1/tokens/introspect", views.IntrospectView.as_view(), name="token-introspect"),
     path("api/v1/tokens/revoke", views.RevokeView.as_view(), name="token-revoke"),
 ]

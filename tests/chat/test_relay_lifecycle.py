@@ -10,8 +10,9 @@ from asgiref.testing import ApplicationCommunicator
 from channels.db import database_sync_to_async as db_async
 
 from chat import services as chat_services
-from chat.consumers import MEMBERS_MAX, RelayConsumer
+from chat.consumers import RelayConsumer
 from chat.models import Member
+from chat.relay_methods import MEMBERS_MAX
 from tests.helpers import RELAY, mint_chat
 from tokens import kinds, live, services
 from tokens.models import IssuedToken
@@ -94,7 +95,7 @@ async def test_the_subscription_leaves_with_the_socket(project):
 
 
 async def test_an_idle_socket_is_rechecked_too(project, settings):
-    settings.ROOMKEY = {**settings.ROOMKEY, "CHAT_RECHECK_SECONDS": 0.2}
+    settings.ROOMKEY_CHAT = {**settings.ROOMKEY_CHAT, "RECHECK_SECONDS": 0.2}
     issued = await db_async(mint_chat)(project)
     socket = await _open(issued.token)
     # Revoked behind the layer's back, and the client sends nothing at all.

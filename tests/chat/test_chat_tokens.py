@@ -208,7 +208,7 @@ def test_relay_url_follows_the_host(api, settings):
 @pytest.mark.parametrize("secure", [False, True])
 def test_relay_url_setting_wins(api, settings, secure):
     relay = "wss://relay.example.com/custom/ws"
-    settings.ROOMKEY = {**settings.ROOMKEY, "CHAT_RELAY_URL": relay}
+    settings.ROOMKEY_CHAT = {**settings.ROOMKEY_CHAT, "RELAY_URL": relay}
     _, header, _, _ = issued(post(api, GOOD, secure=secure))
     assert header["ch"] == relay
 
