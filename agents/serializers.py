@@ -1,16 +1,17 @@
 """Request shapes and validation, no side effects. Limits are documented in the README."""
 
 import math
-import unicodedata
 import uuid
 
 from rest_framework import serializers
 
-from tokens.conf import roomkey_settings
+from tokens.inputs import compact_json_chars, is_storable_text
 from tokens.serializers import StrictCharField, StrictIntegerField, _has_forbidden_characters
 
-from . import livekit, services
+from . import livekit
+from .conf import agents_settings
 from .models import CallSession
+from .validation import call_id_problem, function_problem, is_free_text, metadata_problem
 
 PROMPT_MAX_CHARS = 16000
 FIRST_MESSAGE_MAX_CHARS = 2000
@@ -41,18 +42,6 @@ class _Optional:
         super().__init__(**kwargs)
 
 
-_TEXT_WHITESPACE = frozenset("\t\n\r")
-
-
-def _bad_text(value: str) -> bool:
-    """Control characters other than tabs and line breaks (NUL among them), or unpaired
-    surrogates (which no UTF-8 consumer, LiveKit or PostgreSQL, takes)."""
-    return any(
-        (unicodedata.category(c) == "Cc" and c not in _TEXT_WHITESPACE) or "\ud800" <= c <= "\udfff"
-        for c in value
-    )
-
-
 class TextField(StrictCharField):
     """Free text (a prompt, a first message, participant metadata): unlike a name, it may hold
     tabs, line breaks and bidirectional marks; other control characters and unpaired
@@ -66,7 +55,7 @@ class TextField(StrictCharField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
-        if _bad_text(data):
+        if not is_free_text(data):
             self.fail("characters")
         return serializers.CharField.to_internal_value(self, data)
 
@@ -104,7 +93,7 @@ class WebCallMetadataField(serializers.Field):
             ):
                 self.fail("key")
             if isinstance(value, str):
-                if "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+                if not is_storable_text(value):
                     self.fail("characters")
             elif isinstance(value, bool | int):
                 pass
@@ -113,7 +102,7 @@ class WebCallMetadataField(serializers.Field):
                     self.fail("invalid")
             else:
                 self.fail("invalid")
-        if len(livekit.compact_json(data)) > WEB_CALL_METADATA_MAX_CHARS:
+        if compact_json_chars(data) > WEB_CALL_METADATA_MAX_CHARS:
             self.fail("too_long")
         return data
 
@@ -157,7 +146,7 @@ class StringMapField(serializers.Field):
             self.fail("invalid")
         if any(_has_forbidden_characters(k) for k in data):
             self.fail("invalid")
-        if any(_bad_text(v) for v in data.values()):
+        if not all(is_free_text(v) for v in data.values()):
             self.fail("characters")
         return data
 
@@ -214,13 +203,13 @@ class TokenSourceRequestSerializer(serializers.Serializer):
         return {k: v for k, v in self.validated_data.items() if v not in (None, "", {}, [])}
 
 
-# --- Call sessions and tool tokens (issue 5) -------------------------------------------------
+# --- Call sessions and tool tokens -----------------------------------------------------------
 
 
 class CallIdField(StrictCharField):
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        problem = services.call_id_problem(value)
+        problem = call_id_problem(value)
         if problem:
             raise serializers.ValidationError(problem)
         return value
@@ -229,7 +218,7 @@ class CallIdField(StrictCharField):
 class FunctionField(StrictCharField):
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        problem = services.function_problem(value)
+        problem = function_problem(value)
         if problem:
             raise serializers.ValidationError(problem)
         return value
@@ -239,7 +228,7 @@ class MetadataField(serializers.Field):
     """A JSON object within the metadata limits (size, depth, key length)."""
 
     def to_internal_value(self, data):
-        problem = services.metadata_problem(data)
+        problem = metadata_problem(data)
         if problem:
             raise serializers.ValidationError(problem)
         return data
@@ -286,7 +275,7 @@ class ToolTokenRequestSerializer(serializers.Serializer):
     max_uses = StrictIntegerField(required=False, min_value=1, allow_null=True)
 
     def validate_ttl(self, value):
-        limit = roomkey_settings.TOOL_TOKEN_MAX_TTL
+        limit = agents_settings.TOOL_TOKEN_MAX_TTL
         if value > limit:
             raise serializers.ValidationError(
                 f"Ensure this value is less than or equal to {limit}."
@@ -294,7 +283,7 @@ class ToolTokenRequestSerializer(serializers.Serializer):
         return value
 
     def validate_max_uses(self, value):
-        limit = roomkey_settings.TOOL_TOKEN_MAX_USES
+        limit = agents_settings.TOOL_TOKEN_MAX_USES
         if value is not None and value > limit:
             raise serializers.ValidationError(
                 f"Ensure this value is less than or equal to {limit}."
