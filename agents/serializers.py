@@ -206,19 +206,16 @@ class TokenSourceRequestSerializer(serializers.Serializer):
 # --- Call sessions and tool tokens -----------------------------------------------------------
 
 
-class CallIdField(StrictCharField):
+class RuleField(StrictCharField):
+    """A string that `rule` (one of agents.validation's) accepts."""
+
+    def __init__(self, rule, **kwargs):
+        self.rule = rule
+        super().__init__(**kwargs)
+
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        problem = call_id_problem(value)
-        if problem:
-            raise serializers.ValidationError(problem)
-        return value
-
-
-class FunctionField(StrictCharField):
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        problem = function_problem(value)
+        problem = self.rule(value)
         if problem:
             raise serializers.ValidationError(problem)
         return value
@@ -238,7 +235,7 @@ class MetadataField(serializers.Field):
 
 
 class CallSessionCreateSerializer(serializers.Serializer):
-    call_id = CallIdField(required=False)
+    call_id = RuleField(call_id_problem, required=False)
     agent_id = serializers.UUIDField(required=False)
     metadata = MetadataField(required=False)
 
@@ -270,7 +267,7 @@ class MetadataSerializer(serializers.Serializer):
 
 
 class ToolTokenRequestSerializer(serializers.Serializer):
-    function = FunctionField()
+    function = RuleField(function_problem)
     ttl = StrictIntegerField(required=False, min_value=1)
     max_uses = StrictIntegerField(required=False, min_value=1, allow_null=True)
 

@@ -69,6 +69,14 @@ class TokenState:
     revoked: bool
 
 
+def _cached(cache: TTLCache, key, read):
+    hit, value = cache.get(key)
+    if not hit:
+        value = read()
+        cache.put(key, value)
+    return value
+
+
 def _next_generation() -> None:
     global _generation
     with _generation_lock:
@@ -118,18 +126,18 @@ def connect_signals() -> None:
 def secret_keys(project_id) -> tuple:
     """((key bytes, valid until epoch or None), …): the current secret, and the previous one
     while its grace window lasts."""
-    pid = str(project_id)
-    hit, keys = _secrets.get(pid)
-    if hit:
-        return keys
-    row = ToolSecret.objects.filter(project_id=pid).first()
-    keys = ()
-    if row is not None:
-        keys = ((row.secret.encode(), None),)
-        if row.previous_secret and row.rotated_at is not None:
-            until = (row.rotated_at + agents_settings.TOOL_SECRET_GRACE).timestamp()
-            keys += ((row.previous_secret.encode(), until),)
-    _secrets.put(pid, keys)
+    return _cached(_secrets, str(project_id), lambda: _read_secret_keys(project_id))
+
+
+@sensitive_variables()  # keep key material out of error reports
+def _read_secret_keys(project_id) -> tuple:
+    row = ToolSecret.objects.filter(project_id=project_id).first()
+    if row is None:
+        return ()
+    keys = ((row.secret.encode(), None),)
+    if row.previous_secret and row.rotated_at is not None:
+        until = (row.rotated_at + agents_settings.TOOL_SECRET_GRACE).timestamp()
+        keys += ((row.previous_secret.encode(), until),)
     return keys
 
 
@@ -174,33 +182,29 @@ def context(project_id, parts: ToolTokenParts, now: float) -> Context | None:
 
 
 def session_state(project_id, call_id: str) -> SessionState | None:
-    key = (str(project_id), call_id)
-    hit, state = _sessions.get(key)
-    if hit:
-        return state
-    row = (
-        CallSession.objects.filter(project_id=project_id, call_id=call_id)
-        .values_list("pk", "ended_at", "expires_at")
-        .first()
-    )
-    state = None if row is None else SessionState(row[0], row[1] is not None, row[2].timestamp())
-    _sessions.put(key, state)
-    return state
+    def read():
+        row = (
+            CallSession.objects.filter(project_id=project_id, call_id=call_id)
+            .values_list("pk", "ended_at", "expires_at")
+            .first()
+        )
+        return None if row is None else SessionState(row[0], row[1] is not None, row[2].timestamp())
+
+    return _cached(_sessions, (str(project_id), call_id), read)
 
 
 def token_state(jti: str) -> TokenState | None:
     """The registry's view of a tool token; None for one Roomkey did not issue."""
-    hit, state = _tokens.get(jti)
-    if hit:
-        return state
-    row = (
-        IssuedToken.objects.filter(pk=jti, kind=KIND)
-        .values_list("project_id", "tool_token__max_uses", "revoked_at")
-        .first()
-    )
-    state = None if row is None else TokenState(row[0], row[1], row[2] is not None)
-    _tokens.put(jti, state)
-    return state
+
+    def read():
+        row = (
+            IssuedToken.objects.filter(pk=jti, kind=KIND)
+            .values_list("project_id", "tool_token__max_uses", "revoked_at")
+            .first()
+        )
+        return None if row is None else TokenState(row[0], row[1], row[2] is not None)
+
+    return _cached(_tokens, jti, read)
 
 
 # --- The registered kind ------------------------------------------------------------------

@@ -1,6 +1,8 @@
-"""Every encode, decode, hash and random draw Roomkey does for credentials lives here.
+"""Every signature, hash and random draw Roomkey does for credentials lives here: JWTs, API
+keys, and the primitives (HMAC, SHA-256, random strings) of formats defined elsewhere, such
+as the tool tokens' wire format (agents.toolformat).
 
-Nothing else imports `jwt`, `hashlib` or `secrets` for tokens: one place to audit.
+Nothing else imports `jwt`, `hashlib`, `hmac` or `secrets` for tokens: one place to audit.
 """
 
 import base64
