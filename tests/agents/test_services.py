@@ -3,7 +3,7 @@
 import asyncio
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.core.exceptions import ValidationError
 
@@ -37,21 +37,21 @@ def test_a_stored_message_is_announced_after_commit(
     # The session's chat channel hears the message, as it hears any chat message: after the
     # transaction that stored it commits, never before.
     session = services.session_token_issue(project=project, agent_id=agent.pk).session
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
     group = events.channel_group(project.pk, services.voice_session_channel(session))
-    async_to_sync(layer.group_add)(group, channel)
-
-    async def next_event(timeout):
-        return await asyncio.wait_for(layer.receive(channel), timeout)
-
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         message = services.voice_message_store(session=session, text="hi")
-    with pytest.raises(TimeoutError):
-        async_to_sync(next_event)(0.2)  # not before the commit
-    for callback in callbacks:
-        callback()
-    event = async_to_sync(next_event)(2)
+
+    async def listen_then_commit():
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(group, channel)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(layer.receive(channel), 0.2)  # not before the commit
+        for callback in callbacks:
+            await sync_to_async(callback)()
+        return await asyncio.wait_for(layer.receive(channel), 2)
+
+    event = async_to_sync(listen_then_commit)()
     assert event["type"] == "chat.message" and event["message"]["text"] == "hi"
     assert event["message"]["id"] == str(message.chat_message.id)
 
