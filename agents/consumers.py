@@ -1,4 +1,4 @@
-"""The voice-session WebSocket, `/v1/connection?token=<voice-session token>` (issue 3).
+"""The voice-session WebSocket, `/v1/connection?token=<voice-session token>`.
 
 The socket is accepted, then closed at once with a close code from tokens.live when the token
 is missing (4000), invalid in any way — malformed, badly signed, of another kind such as a chat
@@ -17,6 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from tokens import live
 from tokens import services as token_services
+from tokens.inputs import is_storable_text
 
 from . import kinds, selectors, services
 from .conf import agents_settings
@@ -116,7 +117,7 @@ class VoiceSessionConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
             return await self._error("invalid_message", '"text" must be a non-empty string.')
         if len(text) > limit:
             return await self._error("message_too_long", f'"text" is over {limit} characters.')
-        if "\x00" in text or any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        if not is_storable_text(text):
             return await self._error(
                 "invalid_message", '"text" must not contain NUL or unpaired surrogates.'
             )

@@ -1,5 +1,5 @@
 """Demo data for `seed_demo` (receivers of tokens.signals.demo_seeded, connected in apps.py):
-an agent and an assistant (issue 3), and the project's tool secret (issue 5)."""
+an agent and an assistant, and the project's tool secret."""
 
 from django.conf import settings
 

@@ -1,5 +1,7 @@
-"""LiveKit access tokens: the claims LiveKit expects, and LiveKit's limits checked before a
-token is minted (a token LiveKit would refuse is never issued).
+"""LiveKit access tokens: the claims LiveKit expects, LiveKit's limits checked before a token
+is minted (a token LiveKit would refuse is never issued), and the `livekit` token kind that
+introspection and revocation decode. Issuing is agents.services.livekit's; the credentials a
+project signs with are agents.selectors.livekit_credentials'.
 
 Claim names follow LiveKit's protocol as livekit-api (pinned in the dev dependencies, whose
 TokenVerifier checks every token the tests mint) reads them: `sub` identity, `iss` API key,
@@ -7,9 +9,20 @@ TokenVerifier checks every token the tests mint) reads them: `sub` identity, `is
 `roomConfig.agents[].{agentName, metadata}` for agent dispatch. Tokens are signed with
 tokens.crypto (HS256), not livekit-api's AccessToken: that would pull aiohttp and protobuf into
 the runtime for one JSON object, and could not carry the `jti` every Roomkey token has.
+
+The kind: a LiveKit token's `iss` is the LiveKit API key, which several projects may share
+(the settings default), so the token's jti finds its registry row, the row its project, and
+the project the secret that must have signed it.
 """
 
-import json
+from tokens import crypto, kinds
+from tokens.inputs import compact_json
+from tokens.kinds import Decoded, TokenKind
+from tokens.models import IssuedToken
+from tokens.services import InvalidToken
+
+from .errors import LimitExceeded
+from .selectors import livekit_credentials
 
 # LiveKit server limits (INTEROP.md).
 NAME_MAX_CHARS = 256  # identity, participant name, room name
@@ -19,23 +32,12 @@ TOKEN_MAX_BYTES = 1024 * 1024  # the largest token Roomkey will mint or introspe
 ALGORITHM = "HS256"
 
 
-class LimitExceeded(ValueError):
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
 def utf8_len(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
 def attributes_size(attributes: dict[str, str]) -> int:
     return sum(utf8_len(k) + utf8_len(v) for k, v in attributes.items())
-
-
-def compact_json(value) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def check_limits(
@@ -53,7 +55,7 @@ def check_limits(
     fields = fields or {}
 
     def fail(field, message):
-        raise LimitExceeded(fields.get(field, field), message)
+        raise LimitExceeded(message, field=fields.get(field, field))
 
     for field, value in (("identity", identity), ("room", room), ("name", name)):
         if len(value) > NAME_MAX_CHARS:
@@ -129,3 +131,73 @@ def dispatch(agent_name: str, metadata: dict | str) -> dict:
     created, handing it `metadata` (a string; Roomkey's is compact JSON)."""
     text = metadata if isinstance(metadata, str) else compact_json(metadata)
     return {"agentName": agent_name, "metadata": text}
+
+
+# --- The registered kind --------------------------------------------------------------------
+
+KIND = "livekit"
+
+
+def sniff_livekit(raw: str) -> bool:
+    """A plain `typ: JWT` HS256 header: what LiveKit tokens have and no project-signed kind
+    (each has its own typ) does."""
+    try:
+        header = crypto.jwt_header(raw)
+    except crypto.MalformedToken:
+        return False
+    return header.get("typ") == "JWT" and header.get("alg") == ALGORITHM
+
+
+def decode_livekit(raw: str) -> Decoded:
+    try:
+        header = crypto.jwt_header(raw)
+        unverified = crypto.jwt_unverified_claims(raw)
+    except crypto.MalformedToken:
+        raise InvalidToken("malformed") from None
+    if header.get("alg") != ALGORITHM:
+        raise InvalidToken("bad_signature")
+    jti = unverified.get("jti")
+    if not isinstance(jti, str) or not jti or len(jti) > 64:
+        raise InvalidToken("malformed")
+    row = IssuedToken.objects.select_related("project").filter(pk=jti, kind=KIND).first()
+    if row is None:
+        # Which secret would have signed it is unknown, so neither is the signature.
+        raise InvalidToken("unknown")
+    credentials = livekit_credentials(project=row.project)
+    if not credentials.api_secret:
+        raise InvalidToken("bad_signature")
+    try:
+        claims = crypto.jwt_decode(raw, secret=credentials.api_secret.encode(), alg=ALGORITHM)
+    except crypto.BadSignature:
+        raise InvalidToken("bad_signature") from None
+    except crypto.MalformedToken:
+        raise InvalidToken("malformed") from None
+    if claims.get("iss") != credentials.api_key or claims.get("jti") != jti:
+        raise InvalidToken("bad_signature")
+    subject, exp = claims.get("sub"), claims.get("exp")
+    issued = claims.get("iat", claims.get("nbf"))
+    if not isinstance(subject, str) or not subject:
+        raise InvalidToken("malformed")
+    for value in (exp, issued):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidToken("malformed")
+    return Decoded(
+        kind=KIND,
+        jti=jti,
+        project_id=str(row.project_id),
+        subject=subject,
+        issued_at=issued,
+        expires_at=exp,
+        claims=claims,
+    )
+
+
+LIVEKIT = kinds.register(
+    TokenKind(
+        name=KIND,
+        label="LiveKit",
+        decoder=decode_livekit,
+        sniff=sniff_livekit,
+        max_bytes=TOKEN_MAX_BYTES,
+    )
+)

@@ -174,7 +174,7 @@ class VoiceSession(models.Model):
         return f"{self.agent} session {self.id}"
 
 
-# --- Call sessions and tool tokens (issue 5, seed 001) ------------------------------------
+# --- Call sessions and tool tokens (seed 001) ---------------------------------------------
 
 
 class CallSession(models.Model):
@@ -262,7 +262,7 @@ class ToolToken(models.Model):
         return f"{self.function} @ {self.session_id}"
 
 
-# --- Issue 3: LiveKit credentials per project, voice-session messages -----------------------
+# --- LiveKit credentials per project, voice-session messages --------------------------------
 
 
 class LiveKitConfig(models.Model):

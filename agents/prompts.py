@@ -10,6 +10,8 @@ inside a value are not expanded again.
 import json
 import re
 
+from .errors import TemplateTooLong
+
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 
 
@@ -17,24 +19,20 @@ def _text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-class TooLong(ValueError):
-    pass
-
-
 def render(template: str, metadata: dict, *, max_chars: int | None = None) -> str:
-    """The filled template; TooLong as soon as it would pass `max_chars` (a template that
+    """The filled template; TemplateTooLong as soon as it would pass `max_chars` (a template that
     repeats a placeholder many times must not build megabytes first)."""
     parts, size, last = [], 0, 0
     for match in PLACEHOLDER.finditer(template):
         for piece in (template[last : match.start()], _text(metadata.get(match.group(1), ""))):
             size += len(piece)
             if max_chars is not None and size > max_chars:
-                raise TooLong()
+                raise TemplateTooLong()
             parts.append(piece)
         last = match.end()
     tail = template[last:]
     if max_chars is not None and size + len(tail) > max_chars:
-        raise TooLong()
+        raise TemplateTooLong()
     parts.append(tail)
     return "".join(parts)
 

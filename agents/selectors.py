@@ -9,7 +9,7 @@ from tokens.selectors import as_uuid
 
 from .models import Agent, AgentVersion, Assistant, CallSession, LiveKitConfig, VoiceSession
 
-# --- Issue 3: agents, assistants, LiveKit credentials, voice sessions ------------------------
+# --- Agents, assistants, LiveKit credentials, voice sessions --------------------------------
 
 
 def agent_for(*, project, agent_id) -> Agent | None:
@@ -85,7 +85,7 @@ def token_source_fields(*, config: LiveKitConfig | None) -> set[str]:
     return set(config.token_source_fields or [])
 
 
-# --- Call sessions (issue 5) --------------------------------------------------------------
+# --- Call sessions ------------------------------------------------------------------------
 
 
 def call_sessions_for(*, project: Project):

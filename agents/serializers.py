@@ -1,17 +1,17 @@
 """Request shapes and validation, no side effects. Limits are documented in the README."""
 
 import math
-import unicodedata
 import uuid
 
 from rest_framework import serializers
 
-from tokens.conf import roomkey_settings
-from tokens.inputs import has_forbidden_characters as _has_forbidden_characters
+from tokens.inputs import compact_json_chars, has_forbidden_characters, is_storable_text
 from tokens.serializers import StrictCharField, StrictIntegerField
 
-from . import livekit, services
+from . import livekit
+from .conf import agents_settings
 from .models import CallSession
+from .validation import call_id_problem, function_problem, is_free_text, metadata_problem
 
 PROMPT_MAX_CHARS = 16000
 FIRST_MESSAGE_MAX_CHARS = 2000
@@ -42,18 +42,6 @@ class _Optional:
         super().__init__(**kwargs)
 
 
-_TEXT_WHITESPACE = frozenset("\t\n\r")
-
-
-def _bad_text(value: str) -> bool:
-    """Control characters other than tabs and line breaks (NUL among them), or unpaired
-    surrogates (which no UTF-8 consumer, LiveKit or PostgreSQL, takes)."""
-    return any(
-        (unicodedata.category(c) == "Cc" and c not in _TEXT_WHITESPACE) or "\ud800" <= c <= "\udfff"
-        for c in value
-    )
-
-
 class TextField(StrictCharField):
     """Free text (a prompt, a first message, participant metadata): unlike a name, it may hold
     tabs, line breaks and bidirectional marks; other control characters and unpaired
@@ -67,7 +55,7 @@ class TextField(StrictCharField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
-        if _bad_text(data):
+        if not is_free_text(data):
             self.fail("characters")
         return serializers.CharField.to_internal_value(self, data)
 
@@ -100,12 +88,12 @@ class WebCallMetadataField(serializers.Field):
         if not isinstance(data, dict):
             self.fail("invalid")
         for key, value in data.items():
-            if not 1 <= len(key) <= WEB_CALL_METADATA_KEY_MAX_CHARS or _has_forbidden_characters(
+            if not 1 <= len(key) <= WEB_CALL_METADATA_KEY_MAX_CHARS or has_forbidden_characters(
                 key
             ):
                 self.fail("key")
             if isinstance(value, str):
-                if "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+                if not is_storable_text(value):
                     self.fail("characters")
             elif isinstance(value, bool | int):
                 pass
@@ -114,7 +102,7 @@ class WebCallMetadataField(serializers.Field):
                     self.fail("invalid")
             else:
                 self.fail("invalid")
-        if len(livekit.compact_json(data)) > WEB_CALL_METADATA_MAX_CHARS:
+        if compact_json_chars(data) > WEB_CALL_METADATA_MAX_CHARS:
             self.fail("too_long")
         return data
 
@@ -156,9 +144,9 @@ class StringMapField(serializers.Field):
     def to_internal_value(self, data):
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             self.fail("invalid")
-        if any(_has_forbidden_characters(k) for k in data):
+        if any(has_forbidden_characters(k) for k in data):
             self.fail("invalid")
-        if any(_bad_text(v) for v in data.values()):
+        if not all(is_free_text(v) for v in data.values()):
             self.fail("characters")
         return data
 
@@ -215,22 +203,19 @@ class TokenSourceRequestSerializer(serializers.Serializer):
         return {k: v for k, v in self.validated_data.items() if v not in (None, "", {}, [])}
 
 
-# --- Call sessions and tool tokens (issue 5) -------------------------------------------------
+# --- Call sessions and tool tokens -----------------------------------------------------------
 
 
-class CallIdField(StrictCharField):
+class RuleField(StrictCharField):
+    """A string that `rule` (one of agents.validation's) accepts."""
+
+    def __init__(self, rule, **kwargs):
+        self.rule = rule
+        super().__init__(**kwargs)
+
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        problem = services.call_id_problem(value)
-        if problem:
-            raise serializers.ValidationError(problem)
-        return value
-
-
-class FunctionField(StrictCharField):
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        problem = services.function_problem(value)
+        problem = self.rule(value)
         if problem:
             raise serializers.ValidationError(problem)
         return value
@@ -240,7 +225,7 @@ class MetadataField(serializers.Field):
     """A JSON object within the metadata limits (size, depth, key length)."""
 
     def to_internal_value(self, data):
-        problem = services.metadata_problem(data)
+        problem = metadata_problem(data)
         if problem:
             raise serializers.ValidationError(problem)
         return data
@@ -250,7 +235,7 @@ class MetadataField(serializers.Field):
 
 
 class CallSessionCreateSerializer(serializers.Serializer):
-    call_id = CallIdField(required=False)
+    call_id = RuleField(call_id_problem, required=False)
     agent_id = serializers.UUIDField(required=False)
     metadata = MetadataField(required=False)
 
@@ -282,12 +267,12 @@ class MetadataSerializer(serializers.Serializer):
 
 
 class ToolTokenRequestSerializer(serializers.Serializer):
-    function = FunctionField()
+    function = RuleField(function_problem)
     ttl = StrictIntegerField(required=False, min_value=1)
     max_uses = StrictIntegerField(required=False, min_value=1, allow_null=True)
 
     def validate_ttl(self, value):
-        limit = roomkey_settings.TOOL_TOKEN_MAX_TTL
+        limit = agents_settings.TOOL_TOKEN_MAX_TTL
         if value > limit:
             raise serializers.ValidationError(
                 f"Ensure this value is less than or equal to {limit}."
@@ -295,7 +280,7 @@ class ToolTokenRequestSerializer(serializers.Serializer):
         return value
 
     def validate_max_uses(self, value):
-        limit = roomkey_settings.TOOL_TOKEN_MAX_USES
+        limit = agents_settings.TOOL_TOKEN_MAX_USES
         if value is not None and value > limit:
             raise serializers.ValidationError(
                 f"Ensure this value is less than or equal to {limit}."

@@ -19,39 +19,40 @@ from typing import Any
 from tokens.models import Project
 
 from . import selectors, services
+from .errors import SessionEnded, SessionExists, SessionNotFound
 
 
 class SessionManager:
     def __init__(self, *, project: Project, token_expiry_secs: int | None = None):
         self.project = project
-        self.token_expiry_secs = token_expiry_secs  # None: ROOMKEY["TOOL_TOKEN_TTL"]
+        self.token_expiry_secs = token_expiry_secs  # None: ROOMKEY_AGENTS["TOOL_TOKEN_TTL"]
 
     def _session(self, call_id):
         session = None
         if isinstance(call_id, str):
             session = selectors.call_session_get(project=self.project, call_id=call_id)
         if session is None:
-            raise services.SessionNotFound(f"No session {call_id!r}.")
+            raise SessionNotFound(f"No session {call_id!r}.")
         return session
 
     def create_session(self, call_id: str | None = None) -> str:
         """The given call id (its session made if new), or a new random one. Raises
-        SessionEnded for the id of an ended session, ValueError for an unusable id."""
+        SessionEnded for the id of an ended session, BadInput for an unusable id."""
         if call_id:
             existing = selectors.call_session_get(project=self.project, call_id=call_id)
             if existing is not None:
                 if existing.ended_at is not None:
-                    raise services.SessionEnded()
+                    raise SessionEnded()
                 return call_id
         try:
             return services.call_session_create(project=self.project, call_id=call_id).call_id
-        except services.SessionExists:  # made concurrently
+        except SessionExists:  # made concurrently
             return call_id
 
     def generate_token(
         self, function_name: str, call_id: str, *, max_uses: int | None = None
     ) -> str:
-        """Raises SessionNotFound, SessionEnded, ValueError (bad function name)."""
+        """Raises SessionNotFound, SessionEnded, BadInput (bad function name)."""
         return services.tool_token_issue(
             session=self._session(call_id),
             function=function_name,
@@ -81,7 +82,7 @@ class SessionManager:
         """The metadata, or None for an unknown session."""
         try:
             return dict(self._session(call_id).metadata)
-        except services.SessionNotFound:
+        except SessionNotFound:
             return None
 
     def set_session_metadata(self, call_id: str, key: str, value: Any) -> bool:
@@ -90,7 +91,7 @@ class SessionManager:
             services.call_session_metadata_update(
                 session=self._session(call_id), values={key: value}
             )
-        except (services.SessionNotFound, services.SessionEnded):
+        except (SessionNotFound, SessionEnded):
             return False
         return True
 
@@ -99,7 +100,7 @@ class SessionManager:
         remove or the session is unknown or ended."""
         try:
             return services.call_session_metadata_delete(session=self._session(call_id), key=key)
-        except (services.SessionNotFound, services.SessionEnded):
+        except (SessionNotFound, SessionEnded):
             return False
 
     def activate_session(self, call_id: str) -> bool:
@@ -107,14 +108,14 @@ class SessionManager:
         exists and is open."""
         try:
             session = self._session(call_id)
-        except services.SessionNotFound:
+        except SessionNotFound:
             return False
         return session.status() == "open"
 
     def end_session(self, call_id: str) -> bool:
         try:
             return services.call_session_end(session=self._session(call_id), by="SessionManager")
-        except services.SessionNotFound:
+        except SessionNotFound:
             return False
 
     def cleanup(self) -> int:

@@ -3,7 +3,7 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
-    # --- Call sessions and tool tokens (issue 5) ---
+    # --- Call sessions and tool tokens (seed 001), Roomkey's own API ---
     path("api/v1/sessions", views.CallSessionListView.as_view(), name="call-sessions"),
     path(
         "api/v1/sessions/<str:call_id>",
@@ -41,7 +41,7 @@ urlpatterns = [
         views.ToolSecretRotateView.as_view(),
         name="tool-secret-rotate",
     ),
-    # --- Issue 3: seed 003, seed 004, LiveKit token source ---
+    # --- Voice session tokens (seed 003), web calls (seed 004), LiveKit token source ---
     path("v1/session-token", views.SessionTokenView.as_view(), name="session-token"),
     path("web_call/get_token", views.WebCallTokenView.as_view(), name="web-call-token"),
     path(

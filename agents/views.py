@@ -1,15 +1,15 @@
-"""HTTP wiring of the agents app: authenticate, validate, call a service, shape the answer."""
+"""HTTP wiring of the agents app: authenticate, validate, call a service, shape the answer.
+Each view declares the error format of the contract it serves (agents.errors, tokens.errors)."""
 
-import logging
-
-from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import status
 from rest_framework.response import Response
 
 from tokens.api import RoomkeyAPIView, client_ip
-from tokens.parsers import BoundedJSONParser, as_api_exception
+from tokens.errors import BadInput, NotFound
+from tokens.parsers import BoundedJSONParser
 
-from . import livekit, selectors, services
+from . import selectors, services
+from .errors import VATEL_ERRORS, WEB_CALL_ERRORS
 from .serializers import (
     CallSessionCreateSerializer,
     CallSessionSerializer,
@@ -22,76 +22,21 @@ from .serializers import (
     WebCallRequestSerializer,
 )
 
-log = logging.getLogger(__name__)
-
-# ============================================================================================
-# Issue 3: seed 003 (session tokens), seed 004 (web calls), LiveKit token source
-# ============================================================================================
-
-
-def _first_error(detail, prefix: str = "") -> str:
-    """DRF error detail -> "field: message" of the first error."""
-    if isinstance(detail, dict):
-        for key, value in detail.items():
-            name = "" if key == "non_field_errors" else key
-            return _first_error(value, f"{prefix}.{name}" if prefix and name else name or prefix)
-        return prefix or "Invalid request."
-    if isinstance(detail, list) and detail:
-        return _first_error(detail[0], prefix)
-    return f"{prefix}: {detail}" if prefix else str(detail)
-
 
 class _SeedEndpoint(RoomkeyAPIView):
-    """A seed contract's endpoint: every error, whatever raised it, is answered as
-    `status, message` in the contract's own envelope (`envelope`)."""
+    """A seed contract's endpoint: JSON bodies, POST only, every error in the contract's
+    `error_format`."""
 
     parser_classes = [BoundedJSONParser]
     # POST only: OPTIONS would answer DRF's metadata (the view's docstring) outside the
     # contract's envelope, and HEAD is no use; both are a 405 in the envelope.
     http_method_names = ["post"]
-    unauthorized = "Invalid or missing API key."
-    internal_error = "Internal server error."
-
-    def envelope(self, message: str) -> dict:
-        raise NotImplementedError
-
-    def answer(self, status_code: int, message: str, **headers) -> Response:
-        response = Response(self.envelope(message), status=status_code)
-        for name, value in headers.items():
-            response[name.replace("_", "-")] = value
-        return response
-
-    def handle_exception(self, exc):
-        exc = as_api_exception(exc)
-        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
-            return self.answer(401, self.unauthorized, WWW_Authenticate='Bearer realm="roomkey"')
-        if isinstance(exc, services.NotFound):
-            return self.answer(404, str(exc))
-        if isinstance(exc, services.Unprocessable):
-            message = f"{exc.field}: {exc.message}" if exc.field else exc.message
-            return self.answer(422, message)
-        if isinstance(exc, livekit.LimitExceeded):
-            return self.answer(422, f"{exc.field}: {exc.message}")
-        if isinstance(exc, exceptions.ValidationError):
-            return self.answer(422, _first_error(exc.detail))
-        if isinstance(exc, exceptions.MethodNotAllowed):
-            return self.answer(405, str(exc.detail))
-        if isinstance(exc, exceptions.APIException):
-            # Malformed or deeply nested JSON, a body over the limit, a wrong content type:
-            # all invalid bodies.
-            return self.answer(422, str(exc.detail))
-        if isinstance(exc, services.LiveKitNotConfigured):
-            log.error("LiveKit is not configured for project %s", self.request.user.project.pk)
-            return self.answer(500, "LiveKit is not configured for this project.")
-        log.exception("unexpected error in %s", type(self).__name__)
-        return self.answer(500, self.internal_error)
 
 
 class SessionTokenView(_SeedEndpoint):
     """Seed 003: POST /v1/session-token. Errors `{"error": "<message>"}`."""
 
-    def envelope(self, message):
-        return {"error": message}
+    error_format = VATEL_ERRORS
 
     def post(self, request):
         serializer = SessionTokenRequestSerializer(data=request.data)
@@ -123,11 +68,7 @@ class WebCallTokenView(_SeedEndpoint):
     """Seed 004: POST /web_call/get_token. Every answer is
     `{"success", "message", "data"}`."""
 
-    unauthorized = "Invalid or missing Bearer token."
-    internal_error = "Internal error while generating the token."
-
-    def envelope(self, message):
-        return {"success": False, "message": message, "data": None}
+    error_format = WEB_CALL_ERRORS
 
     def post(self, request):
         serializer = WebCallRequestSerializer(data=request.data)
@@ -147,15 +88,6 @@ class WebCallTokenView(_SeedEndpoint):
                 "data": {"room_name": call.room.name, "token": call.token},
             }
         )
-
-
-def oversize_session_token(scope, message):
-    """tokens.asgi's answer for a body over the limit, before Django reads it."""
-    return 422, {"error": message}
-
-
-def oversize_web_call(scope, message):
-    return 422, {"success": False, "message": message, "data": None}
 
 
 class TokenSourceView(RoomkeyAPIView):
@@ -178,48 +110,6 @@ class TokenSourceView(RoomkeyAPIView):
             status=status.HTTP_201_CREATED,
         )
 
-    def handle_exception(self, exc):
-        if isinstance(exc, services.FieldsNotAllowed):
-            return Response(
-                {
-                    "detail": "This project does not let clients set: "
-                    + ", ".join(exc.fields)
-                    + ".",
-                    "fields": exc.fields,
-                },
-                status=status.HTTP_403_FORBIDDEN,
-            )
-        if isinstance(exc, services.Unprocessable | livekit.LimitExceeded):
-            return Response({exc.field or "non_field_errors": [exc.message]}, status=400)
-        if isinstance(exc, services.NotFound):
-            exc = exceptions.NotFound()  # as DRF answers an unknown object
-        if isinstance(exc, services.RoomEnded):
-            return Response({"detail": "The room has ended."}, status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, services.LiveKitNotConfigured):
-            return Response(
-                {"detail": "LiveKit is not configured for this project."},
-                status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            )
-        return super().handle_exception(exc)
-
-
-# ============================================================================================
-# Issue 5: seed 001 (call sessions and tool tokens), Roomkey's own API with DRF's errors
-# ============================================================================================
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-
-
-def _api_error(exc: services.CallSessionError) -> exceptions.APIException:
-    if isinstance(exc, services.SessionNotFound):
-        return exceptions.NotFound()
-    if isinstance(exc, services.BadMetadata):
-        return exceptions.ValidationError({"metadata": [str(exc)]})
-    return Conflict(str(exc), code=exc.code)
-
 
 class _SessionView(RoomkeyAPIView):
     """A view on one of the caller's sessions; another project's is a 404 like an unknown."""
@@ -229,13 +119,8 @@ class _SessionView(RoomkeyAPIView):
     def get_session(self, call_id):
         session = selectors.call_session_get(project=self.request.user.project, call_id=call_id)
         if session is None:
-            raise Http404
+            raise NotFound()
         return session
-
-    def handle_exception(self, exc):
-        if isinstance(exc, services.CallSessionError):
-            exc = _api_error(exc)
-        return super().handle_exception(exc)
 
 
 class CallSessionListView(_SessionView):
@@ -250,7 +135,7 @@ class CallSessionListView(_SessionView):
         if "agent_id" in data:
             agent = selectors.agent_for(project=project, agent_id=data["agent_id"])
             if agent is None:
-                raise exceptions.ValidationError({"agent_id": ["No such agent."]})
+                raise BadInput("No such agent.", field="agent_id")
         session = services.call_session_create(
             project=project,
             call_id=data.get("call_id"),
@@ -290,7 +175,7 @@ class MetadataView(_SessionView):
         # No body at all is no object (DRF would read it as {}, and a PUT would clear the
         # metadata); `{}` itself is a PUT that clears it.
         if request.stream is None:
-            raise exceptions.ValidationError({"metadata": ["Must be a JSON object."]})
+            raise BadInput("Must be a JSON object.", field="metadata")
         serializer = MetadataSerializer(data={"metadata": request.data})
         serializer.is_valid(raise_exception=True)
         metadata = services.call_session_metadata_update(
@@ -314,7 +199,7 @@ class MetadataKeyView(_SessionView):
 
     def delete(self, request, call_id, key):
         if not services.call_session_metadata_delete(session=self.get_session(call_id), key=key):
-            raise exceptions.NotFound("No such metadata key.")
+            raise NotFound("No such metadata key.")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

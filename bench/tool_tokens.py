@@ -4,7 +4,7 @@
    `SessionManager.validate_token` and Roomkey's `tool_token_validate` for the same kind of
    token (signature, function, call, expiry, then the session and the registry: revocation and
    max-uses checks included). Roomkey is measured as configured by default (what it read
-   about the session and token kept for ROOMKEY["TOOL_STATE_CACHE_SECONDS"]), with that cache
+   about the session and token kept for ROOMKEY_AGENTS["TOOL_STATE_CACHE_SECONDS"]), with that cache
    off (every validation reads the database), and for a token with `max_uses` (every
    validation is a conditional UPDATE). Prints µs per validation and the ratio to the SDK;
    the target is a ratio of at most 3 for the default configuration.
@@ -123,7 +123,7 @@ def in_process(url: str) -> dict:
         for name, (validate, n) in cases.items():
             off = any(word in name for word in uncached)
             ttl = 0 if off else 1.0
-            with override_settings(ROOMKEY={"TOOL_STATE_CACHE_SECONDS": ttl}):
+            with override_settings(ROOMKEY_AGENTS={"TOOL_STATE_CACHE_SECONDS": ttl}):
                 tooltokens.forget_all()
                 wrong += not validate()  # warm (and check) once
                 start = time.perf_counter()

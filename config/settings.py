@@ -186,15 +186,6 @@ ROOMKEY = {
     # Largest request body accepted: bigger ones are refused by tokens.asgi.RequestBodyLimit
     # before Django reads them (and by the API parsers, under any other server).
     "MAX_BODY_BYTES": env.int("ROOMKEY_MAX_BODY_BYTES", default=1024 * 1024),
-    # --- Call sessions and tool tokens (issue 5; README "Call sessions and tool tokens") ---
-    "TOOL_TOKEN_TTL": env.int("ROOMKEY_TOOL_TOKEN_TTL", default=900),
-    "TOOL_TOKEN_MAX_TTL": env.int("ROOMKEY_TOOL_TOKEN_MAX_TTL", default=86400),
-    "TOOL_SECRET_GRACE": timedelta(seconds=env.int("ROOMKEY_TOOL_SECRET_GRACE", default=3600)),
-    "TOOL_STATE_CACHE_SECONDS": env.float("ROOMKEY_TOOL_STATE_CACHE_SECONDS", default=1.0),
-    "CALL_SESSION_TTL": timedelta(seconds=env.int("ROOMKEY_CALL_SESSION_TTL", default=86400)),
-    "CALL_SESSION_RETENTION": timedelta(
-        days=env.int("ROOMKEY_CALL_SESSION_RETENTION_DAYS", default=7)
-    ),
     # The browser origins (besides ALLOWED_HOSTS) whose pages may open Roomkey's WebSockets.
     "WS_ALLOWED_ORIGINS": env.list("ROOMKEY_WS_ALLOWED_ORIGINS", default=[]),
 }
@@ -230,6 +221,15 @@ ROOMKEY_AGENTS = {
     # Lifetime of LiveKit access tokens (LiveKit checks them when a participant joins).
     "LIVEKIT_TOKEN_TTL": timedelta(
         seconds=env.int("ROOMKEY_LIVEKIT_TOKEN_TTL_SECONDS", default=3600)
+    ),
+    # Call sessions and tool tokens (README "Call sessions and tool tokens").
+    "TOOL_TOKEN_TTL": env.int("ROOMKEY_TOOL_TOKEN_TTL", default=900),
+    "TOOL_TOKEN_MAX_TTL": env.int("ROOMKEY_TOOL_TOKEN_MAX_TTL", default=86400),
+    "TOOL_SECRET_GRACE": timedelta(seconds=env.int("ROOMKEY_TOOL_SECRET_GRACE", default=3600)),
+    "TOOL_STATE_CACHE_SECONDS": env.float("ROOMKEY_TOOL_STATE_CACHE_SECONDS", default=1.0),
+    "CALL_SESSION_TTL": timedelta(seconds=env.int("ROOMKEY_CALL_SESSION_TTL", default=86400)),
+    "CALL_SESSION_RETENTION": timedelta(
+        days=env.int("ROOMKEY_CALL_SESSION_RETENTION_DAYS", default=7)
     ),
 }
 

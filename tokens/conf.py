@@ -18,18 +18,6 @@ DEFAULTS = {
     "MAX_TOKEN_BYTES": 8 * 1024,
     # ApiKey.last_used_at is written at most this often per key.
     "API_KEY_TOUCH_SECONDS": 60,
-    # --- Call sessions and tool tokens (agents, issue 5) ---
-    "TOOL_TOKEN_TTL": 900,  # seconds, as signalwire-sdk's SessionManager default
-    "TOOL_TOKEN_MAX_TTL": 86400,
-    "TOOL_TOKEN_MAX_USES": 1_000_000,
-    # After a rotation the previous tool secret still validates for this long.
-    "TOOL_SECRET_GRACE": timedelta(hours=1),
-    # How long a process trusts what it read about a session, a tool token or a secret; a
-    # session end or revocation made in another process reaches this one within it.
-    "TOOL_STATE_CACHE_SECONDS": 1.0,
-    "CALL_SESSION_TTL": timedelta(hours=24),
-    "CALL_SESSION_RETENTION": timedelta(days=7),
-    "CALL_METADATA_MAX_CHARS": 16384,
 }
 
 

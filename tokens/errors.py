@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -303,6 +304,7 @@ def api_prefixes() -> Iterable[str]:
 register_error_format("/api/", DRF_ERRORS)
 
 
+@csrf_exempt  # an API's 404 whatever the method: the CSRF check would answer a POST in HTML
 def unrouted(request, *args, **kwargs):
     """The 404 of a path under an API prefix that no route matches (in DEBUG as well: Django's
     technical 404 page is HTML)."""

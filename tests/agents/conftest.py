@@ -1,5 +1,5 @@
-"""Fixtures of the agents tests: agents, versions and assistants (issue 3), call sessions and
-tool secrets (issue 5), made through the services."""
+"""Fixtures of the agents tests: agents, versions and assistants, call sessions and tool
+secrets, made through the services."""
 
 import httpx
 import pytest

@@ -10,7 +10,7 @@ import jwt
 import pytest
 from django.core.management import call_command
 
-from agents import kinds, services
+from agents import livekit, services
 from agents.models import LiveKitConfig
 from tokens import crypto
 from tokens import services as token_services
@@ -135,7 +135,7 @@ def test_expired_livekit_token(api, agent, version, assistant, settings):
 
 def test_garbage_with_a_livekit_header_is_malformed(db):
     header = crypto.jwt_encode({"x": 1}, secret=b"k" * 32, alg="HS256", headers={"typ": "JWT"})
-    assert kinds.sniff_livekit(header)
+    assert livekit.sniff_livekit(header)
     assert token_services.token_verify(header).reason == "malformed"
     assert token_services.token_verify("eyJhbGciOiJIUzI1NiJ9." + "a" * 9000).reason in (
         "oversize",

@@ -1,11 +1,15 @@
 """agents.services details the endpoint tests do not reach."""
 
+import asyncio
+
 import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
 from django.core.exceptions import ValidationError
 
 from agents import services
 from agents.models import AgentVersion, VoiceSession
-from agents.signals import voice_session_message
+from chat import events
 from tests.agents.conftest import make_agent
 
 
@@ -30,22 +34,26 @@ def test_active_version_must_be_this_agents_and_published(project, agent, versio
 def test_a_stored_message_is_announced_after_commit(
     project, agent, version, django_capture_on_commit_callbacks
 ):
-    issued = services.session_token_issue(project=project, agent_id=agent.pk)
-    heard = []
+    # The session's chat channel hears the message, as it hears any chat message: after the
+    # transaction that stored it commits, never before.
+    session = services.session_token_issue(project=project, agent_id=agent.pk).session
+    group = events.channel_group(project.pk, services.voice_session_channel(session))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        message = services.voice_message_store(session=session, text="hi")
 
-    def receiver(sender, session, message, **kwargs):
-        heard.append((session.pk, message.text))
-
-    voice_session_message.connect(receiver)
-    try:
-        with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            services.voice_message_store(session=issued.session, text="hi")
-        assert heard == []  # not before the commit
+    async def listen_then_commit():
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(group, channel)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(layer.receive(channel), 0.2)  # not before the commit
         for callback in callbacks:
-            callback()
-    finally:
-        voice_session_message.disconnect(receiver)
-    assert heard == [(issued.session.pk, "hi")]
+            await sync_to_async(callback)()
+        return await asyncio.wait_for(layer.receive(channel), 2)
+
+    event = async_to_sync(listen_then_commit)()
+    assert event["type"] == "chat.message" and event["message"]["text"] == "hi"
+    assert event["message"]["id"] == str(message.chat_message.id)
 
 
 def test_session_lifecycle_transitions_happen_once(project, agent, version):

@@ -12,6 +12,7 @@ from livekit.api import TokenVerifier
 
 from agents import prompts
 from agents.conf import agents_settings
+from agents.errors import TemplateTooLong
 from agents.models import Agent, Assistant
 from tests.test_settings import PRODUCTION, manage
 
@@ -124,7 +125,7 @@ def test_placeholders(template, metadata, expected):
 
 
 def test_render_stops_at_the_limit():
-    with pytest.raises(prompts.TooLong):
+    with pytest.raises(TemplateTooLong):
         prompts.render("{{v}}" * 1000, {"v": "x" * 1000}, max_chars=10_000)
     assert prompts.render("{{v}}" * 10, {"v": "x" * 1000}, max_chars=10_000) == "x" * 10_000
 

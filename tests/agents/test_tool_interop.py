@@ -60,7 +60,7 @@ def test_expired_both_ways(sm, sdk, settings):
     assert sm.check_token("call-1", "fn", sdk_token).reason == "expired"
 
     ours = sm.create_tool_token("fn", "call-1")
-    later = time.time() + settings.ROOMKEY.get("TOOL_TOKEN_TTL", 900) + 1
+    later = time.time() + settings.ROOMKEY_AGENTS.get("TOOL_TOKEN_TTL", 900) + 1
     assert (
         services.tool_token_validate(
             project=sm.project, call_id="call-1", function="fn", token=ours, now=later

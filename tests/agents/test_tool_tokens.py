@@ -13,6 +13,7 @@ from signalwire.core.security.session_manager import SessionManager as SdkSessio
 from agents import services, tooltokens
 from agents.models import CallSession, ToolSecret, ToolToken
 from tokens import services as token_services
+from tokens.errors import BadInput
 from tokens.models import IssuedToken
 
 
@@ -67,7 +68,7 @@ def test_issue_limits(session, kwargs, ok):
     if ok:
         assert issue(session, **kwargs).token
     else:
-        with pytest.raises(ValueError):
+        with pytest.raises(BadInput):
             issue(session, **kwargs)
         assert not IssuedToken.objects.exists()
 
@@ -85,7 +86,7 @@ def test_revocation_reaches_the_cache_only_through_the_signal(
 ):
     # Without the tokens_revoked signal (another process revoked it), this process trusts
     # what it read for TOOL_STATE_CACHE_SECONDS, then reads again.
-    settings.ROOMKEY = {**settings.ROOMKEY, "TOOL_STATE_CACHE_SECONDS": 0.3}
+    settings.ROOMKEY_AGENTS = {**settings.ROOMKEY_AGENTS, "TOOL_STATE_CACHE_SECONDS": 0.3}
     issued = issue(session)
     assert check(project, issued.token).valid
     IssuedToken.objects.filter(pk=issued.row.pk).update(revoked_at=timezone.now())
@@ -95,7 +96,7 @@ def test_revocation_reaches_the_cache_only_through_the_signal(
 
 
 def test_cache_off_reads_every_time(project, session, settings):
-    settings.ROOMKEY = {**settings.ROOMKEY, "TOOL_STATE_CACHE_SECONDS": 0}
+    settings.ROOMKEY_AGENTS = {**settings.ROOMKEY_AGENTS, "TOOL_STATE_CACHE_SECONDS": 0}
     issued = issue(session)
     assert check(project, issued.token).valid
     IssuedToken.objects.filter(pk=issued.row.pk).update(revoked_at=timezone.now())
@@ -154,7 +155,10 @@ def test_expired_session_stops_its_tokens(project, session):
 
 
 def test_rotation_grace_window(project, session, settings):
-    settings.ROOMKEY = {**settings.ROOMKEY, "TOOL_SECRET_GRACE": timedelta(minutes=10)}
+    settings.ROOMKEY_AGENTS = {
+        **settings.ROOMKEY_AGENTS,
+        "TOOL_SECRET_GRACE": timedelta(minutes=10),
+    }
     old_secret = services.tool_secret_get_or_create(project=project).secret
     before = issue(session)
     sdk_before = SdkSessionManager(secret_key=old_secret).generate_token("fn", "call-1")

@@ -9,7 +9,7 @@ from tokens.management.options import project_option
 class Command(BaseCommand):
     help = (
         "Rotate a project's tool-token secret and print the new one (once). The previous "
-        "secret keeps validating for ROOMKEY['TOOL_SECRET_GRACE']."
+        "secret keeps validating for ROOMKEY_AGENTS['TOOL_SECRET_GRACE']."
     )
 
     def add_arguments(self, parser):
