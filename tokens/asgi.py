@@ -9,25 +9,21 @@ treats a body without Content-Length as empty.
 import json
 import logging
 import re
-from collections.abc import Callable
 
 from .conf import roomkey_settings
 from .errors import BadRequest, format_for_path
 
-# path -> answer(scope, message) -> (status, JSON body) for an oversize body, for paths whose
-# contract has an envelope of its own (agents.apps: seeds 003 and 004). Other paths are answered
-# in the error format their app registered for them (tokens.errors.register_error_format), and
-# the rest with 413 {"detail": …}.
-OversizeAnswer = Callable[[dict, str], tuple[int, dict]]
-_oversize_answers: dict[str, OversizeAnswer] = {}
 
-
-def register_oversize_answer(path: str, answer: OversizeAnswer) -> None:
-    _oversize_answers[path] = answer
-
-
-def _default_answer(scope, message: str) -> tuple[int, dict]:
-    return 413, {"detail": message}
+def _answer(scope, message: str) -> tuple[int, dict]:
+    """An oversize body's answer in the error format registered for the path (each contract's
+    own: SignalWire's 422 list, Vatel's and the web-call envelopes), else 413 {"detail": …}."""
+    error_format = format_for_path(scope.get("path", ""))
+    if error_format is None:
+        return 413, {"detail": message}
+    host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")
+    base_url = f"{scope.get('scheme', 'http')}://{host}" if host else ""
+    error = BadRequest(message, code="body_too_large", status=413)
+    return error_format.render([error], base_url=base_url)
 
 
 def _content_length(scope) -> int | None:
@@ -40,23 +36,9 @@ def _content_length(scope) -> int | None:
     return None
 
 
-def _format_answer(scope, message: str) -> tuple[int, dict] | None:
-    error_format = format_for_path(scope.get("path", ""))
-    if error_format is None:
-        return None
-    host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")
-    base_url = f"{scope.get('scheme', 'http')}://{host}" if host else ""
-    error = BadRequest(message, code="body_too_large", status=413)
-    return error_format.render([error], base_url=base_url)
-
-
 async def _refuse(scope, send, limit: int) -> None:
     message = f"Request body is larger than {limit} bytes."
-    answer = _oversize_answers.get(scope.get("path"))
-    if answer is not None:
-        status, body = answer(scope, message)
-    else:
-        status, body = _format_answer(scope, message) or _default_answer(scope, message)
+    status, body = _answer(scope, message)
     payload = json.dumps(body).encode()
     await send(
         {

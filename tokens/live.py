@@ -3,7 +3,7 @@
 A socket that authenticated with a token joins that token's group on the channel layer (in
 memory by default, Redis when REDIS_URL is set, so every server process hears it). Revoking a
 token sends `live.close` to its group after the revoking transaction commits; other resources
-(a room, a voice session, a member) get groups of their own through `resource_group`.
+(a voice session, a chat channel) get groups of their own through `resource_group`.
 
 A channel layer may drop a message (over capacity, Redis restarting), so the group message is
 not the only guard: `TokenBoundMixin` also closes the socket at the token's expiry with a
@@ -29,7 +29,7 @@ CLOSE_INVALID_TOKEN = 4001  # malformed, badly signed, unknown, wrong kind or ot
 CLOSE_AUTH_TIMEOUT = 4002  # no authentication within the allowed time
 CLOSE_REVOKED = 4003  # the token was revoked while the socket was open
 CLOSE_EXPIRED = 4004  # the token reached its expiry
-CLOSE_ENDED = 4005  # the resource (session, room, member) was ended by staff or the API
+CLOSE_ENDED = 4005  # the resource (a voice session) was ended by staff or the API
 CLOSE_TOO_BIG = 1009  # RFC 6455 "message too big"
 
 CLOSE_FOR_REASON = {"revoked": CLOSE_REVOKED, "expired": CLOSE_EXPIRED}

@@ -2,6 +2,7 @@
 not tokens, and a signing key made in a rolled-back transaction."""
 
 import json
+from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
@@ -65,12 +66,10 @@ def test_a_signing_key_made_in_a_rolled_back_transaction_is_not_used(project):
         pass
 
     with pytest.raises(Rollback), transaction.atomic():
-        services.token_issue(
-            project=project, kind="chat", subject="a", ttl=services.timedelta(minutes=1)
-        )
+        services.token_issue(project=project, kind="chat", subject="a", ttl=timedelta(minutes=1))
         raise Rollback
     assert not SigningKey.objects.filter(project=project).exists()
     issued = services.token_issue(
-        project=project, kind="chat", subject="b", ttl=services.timedelta(minutes=1)
+        project=project, kind="chat", subject="b", ttl=timedelta(minutes=1)
     )
     assert services.token_verify(issued.token, kind="chat").valid
