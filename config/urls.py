@@ -4,7 +4,8 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from tokens import errors
-from tokens.views import LandingView
+
+from .views import LandingView
 
 urlpatterns = [
     path("", LandingView.as_view(), name="landing"),

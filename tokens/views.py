@@ -1,27 +1,12 @@
-"""HTTP wiring: authenticate, validate, call a service, shape the answer."""
+"""Token introspection (RFC 7662) and revocation (RFC 7009) for every kind Roomkey issues."""
 
-from django.conf import settings
-from django.views.generic import TemplateView
 from rest_framework import status
 from rest_framework.response import Response
 
-from . import selectors, services
+from . import services
 from .api import RoomkeyAPIView
 from .parsers import BoundedFormParser, BoundedJSONParser
 from .serializers import TokenRequestSerializer
-
-
-class LandingView(TemplateView):
-    template_name = "landing.html"
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context["base_url"] = self.request.build_absolute_uri("/").rstrip("/")
-        context["demo_project"] = selectors.demo_project()
-        # chat.demo serves the demo page only while DEBUG is on: no link to a 404 otherwise.
-        context["chat_demo"] = settings.DEBUG and context["demo_project"] is not None
-        return context
-
 
 # --- RFC 7662 / RFC 7009 ------------------------------------------------------------------
 
