@@ -219,7 +219,9 @@ class ErrorFormat:
     def django_response(self, request, errors: list[ApplicationError]) -> JsonResponse:
         """The same answer outside DRF (an unroutable path, a 500 outside a view)."""
         status, body = self.render(errors, base_url=_base_url(request))
-        response = JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+        response = JsonResponse(
+            body, status=status, json_dumps_params={"ensure_ascii": False, "separators": (",", ":")}
+        )
         for name, value in self.headers(errors).items():
             response[name] = value
         return response
