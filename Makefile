@@ -4,6 +4,7 @@ VENV   ?= .venv
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
 BIN     = $(VENV)/bin
+WORKERS ?=
 
 .PHONY: run test bench lint install install-dev migrate serve clean js-deps
 
@@ -30,6 +31,12 @@ migrate: install
 run: migrate
 	@$(BIN)/python manage.py seed_demo --base-url http://$(HOST):$(PORT)
 	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --ws websockets-sansio --lifespan off --no-proxy-headers
+
+# Production: uvicorn, one worker per core (WORKERS= to change), with the server's limits matched
+# to the application's (config/serve.py). Reads DATABASE_URL, REDIS_URL, DJANGO_* from the
+# environment; migrates first.
+serve: migrate
+	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) $(BIN)/python -m config.serve
 
 test: install-dev js-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
