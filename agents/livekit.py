@@ -174,20 +174,31 @@ def decode_livekit(raw: str) -> Decoded:
         raise InvalidToken("malformed") from None
     if claims.get("iss") != credentials.api_key or claims.get("jti") != jti:
         raise InvalidToken("bad_signature")
-    subject, exp = claims.get("sub"), claims.get("exp")
-    issued = claims.get("iat", claims.get("nbf"))
-    if not isinstance(subject, str) or not subject:
-        raise InvalidToken("malformed")
-    for value in (exp, issued):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidToken("malformed")
+    # The registry row is the truth. Whoever holds the LiveKit secret (the LiveKit server; in
+    # development everyone) can sign a registered jti anew with a later expiry, an earlier
+    # not-before or more grants; such a token is not the one Roomkey issued.
+    issued_at, expires_at = int(row.issued_at.timestamp()), int(row.expires_at.timestamp())
+    signed = {
+        "sub": claims.get("sub"),
+        "exp": claims.get("exp"),
+        "nbf": claims.get("nbf"),
+        "video": claims.get("video"),
+    }
+    issued = {
+        "sub": row.subject,
+        "exp": expires_at,
+        "nbf": issued_at,
+        "video": (row.grants or {}).get("video"),
+    }
+    if signed != issued:
+        raise InvalidToken("unknown")
     return Decoded(
         kind=KIND,
         jti=jti,
         project_id=str(row.project_id),
-        subject=subject,
-        issued_at=issued,
-        expires_at=exp,
+        subject=row.subject,
+        issued_at=issued_at,
+        expires_at=expires_at,
         claims=claims,
     )
 

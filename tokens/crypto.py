@@ -81,6 +81,29 @@ def decode_basic_credentials(encoded: bytes) -> tuple[str, str] | None:
 
 # --- JWTs ---------------------------------------------------------------------------------
 
+_B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def _require_canonical(raw: str) -> None:
+    """A JWS in compact form has one spelling: three segments of unpadded base64url, each the
+    canonical encoding of its bytes. Base64 decoders also take padding (`==`) and unused
+    trailing bits set, so without this one token would have many strings, each passing
+    verification (and, for a cache or a log keyed by the string, counting as another token).
+    Raises MalformedToken."""
+    segments = raw.split(".")
+    if len(segments) != 3:
+        raise MalformedToken("not three segments")
+    for segment in segments:
+        if not _B64URL.issuperset(segment):
+            raise MalformedToken("not unpadded base64url")
+        try:
+            decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        except (binascii.Error, ValueError):
+            raise MalformedToken("not base64url") from None
+        if base64.urlsafe_b64encode(decoded).rstrip(b"=").decode() != segment:
+            raise MalformedToken("not the canonical encoding")
+
+
 
 @sensitive_variables()  # keep key material out of error reports
 def jwt_encode(claims: dict, *, secret: bytes, alg: str, headers: dict) -> str:
@@ -89,6 +112,7 @@ def jwt_encode(claims: dict, *, secret: bytes, alg: str, headers: dict) -> str:
 
 def jwt_header(raw: str) -> dict:
     """The unverified header, for picking the kind and key. Raises MalformedToken."""
+    _require_canonical(raw)
     try:
         header = jwt.get_unverified_header(raw)
     except (jwt.PyJWTError, ValueError, TypeError, json.JSONDecodeError) as exc:
@@ -102,6 +126,7 @@ def jwt_unverified_claims(raw: str) -> dict:
     """The claims WITHOUT checking the signature: only for finding which key to check it
     with (a LiveKit token's jti names its registry row and so its project). Raises
     MalformedToken."""
+    _require_canonical(raw)
     try:
         claims = jwt.decode(raw, options={"verify_signature": False})
     except (jwt.PyJWTError, ValueError, TypeError, json.JSONDecodeError) as exc:
@@ -123,6 +148,7 @@ def jwt_decode(raw: str, *, secret: bytes, alg: str) -> dict:
     order of checks (signature, kind, expiry, revocation) is the same for every kind.
     Raises BadSignature or MalformedToken.
     """
+    _require_canonical(raw)
     try:
         claims = jwt.decode(
             raw,

@@ -165,3 +165,38 @@ def test_voice_tokens_are_small(api, agent, version):
     # Overrides live on the session row, not in the token that goes in a URL.
     assert len(token) < 1000
     assert time.time() < jwt.decode(token, options={"verify_signature": False})["exp"]
+
+
+# --- LiveKit tokens: the registry row, not the token, says until when and what ---------------
+
+
+def _resigned(token: str, **changes) -> str:
+    """`token` signed anew with the LiveKit secret (which the LiveKit server holds, and which in
+    development is public), with `changes` to its claims."""
+    from django.conf import settings
+
+    claims = {**jwt.decode(token, options={"verify_signature": False}), **changes}
+    claims = {name: value for name, value in claims.items() if value is not None}
+    return jwt.encode(claims, settings.LIVEKIT_API_SECRET, algorithm="HS256")
+
+
+def test_a_resigned_livekit_token_is_not_the_token_roomkey_issued(api, agent, version):
+    issued = api.post(
+        "/v1/session-token", {"agent_id": str(agent.pk), "transport": "webrtc"}, format="json"
+    ).json()["token"]
+    claims = jwt.decode(issued, options={"verify_signature": False})
+    answer = _send(api, INTROSPECT, issued).json()
+    assert (answer["active"], answer["exp"]) == (True, claims["exp"])
+    assert _send(api, INTROSPECT, _resigned(issued)).json()["active"] is True  # same claims
+    forged = {
+        "a later expiry": {"exp": claims["exp"] + 30 * 86400},
+        "no expiry": {"exp": None},
+        "an earlier not-before": {"nbf": claims["nbf"] - 3600},
+        "a later not-before": {"nbf": claims["nbf"] + 3600},
+        "more grants": {"video": {**claims["video"], "roomAdmin": True, "roomCreate": True}},
+        "another room": {"video": {**claims["video"], "room": "someone-elses-room"}},
+        "another identity": {"sub": "someone-else"},
+    }
+    for name, changes in forged.items():
+        answer = _send(api, INTROSPECT, _resigned(issued, **changes))
+        assert answer.json() == {"active": False}, name
