@@ -25,24 +25,15 @@ def token_source_issue(
 ) -> IssuedLiveKit:
     """LiveKit's token-source contract: `request` holds the fields the client sent (already
     shape-checked). Fields the project does not let clients set raise FieldsNotAllowed; an
-    agent dispatch must name one of the project's agents or assistants; a room Roomkey made
-    for another project is NotFound, an ended one RoomEnded."""
+    agent dispatch must name one of the project's agents or assistants; a room of another
+    project is NotFound, an ended one RoomEnded."""
     config = selectors.livekit_config(project=project)
     allowed = selectors.token_source_fields(config=config)
     refused = sorted(name for name in request if name not in allowed)
     if refused:
         raise FieldsNotAllowed(refused)
     credentials = livekit_credentials_required(project=project, config=config)
-    room_name = request.get("room_name")
-    if room_name:
-        # A room Roomkey made for another project (a web call, a WebRTC session) is not this
-        # caller's to join, even where both projects share the LiveKit server of the settings;
-        # an ended room takes no new participants.
-        room = Room.objects.filter(name=room_name).only("project_id", "ended_at").first()
-        if room is not None and room.project_id != project.pk:
-            raise NotFound()
-        if room is not None and room.ended_at is not None:
-            raise RoomEnded()
+    room = _room_for(project, request.get("room_name") or f"room_{random_suffix(12)}")
     dispatches = (request.get("room_config") or {}).get("agents") or []
     if dispatches:
         known = selectors.dispatch_names(project=project)
@@ -55,7 +46,7 @@ def token_source_issue(
     return livekit_token_issue(
         project=project,
         identity=request.get("participant_identity") or f"participant_{random_suffix(12)}",
-        room=room_name or f"room_{random_suffix(12)}",
+        room=room.name,
         name=request.get("participant_name") or "",
         metadata=request.get("participant_metadata") or "",
         attributes=request.get("participant_attributes") or None,
@@ -66,3 +57,20 @@ def token_source_issue(
         fields=TOKEN_SOURCE_LABELS,
         credentials=credentials,
     )
+
+
+def _room_for(project, name: str) -> Room:
+    """The room called `name`, recorded for `project` on first use. Every room a project's key
+    can reach is that project's: room names are one namespace on a LiveKit server that
+    projects may share (the settings' credentials), so another project's room — a web call, a
+    WebRTC session, or a name its clients asked for first — is NotFound, as an unknown object
+    is anywhere else; an ended room takes no new participants (RoomEnded). Recording the room
+    also lets staff end it (admin: Rooms), which revokes its tokens."""
+    room, _ = Room.objects.get_or_create(
+        name=name, defaults={"project": project, "metadata": {"source": "token-source"}}
+    )
+    if room.project_id != project.pk:
+        raise NotFound()
+    if room.ended_at is not None:
+        raise RoomEnded()
+    return room

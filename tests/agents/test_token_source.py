@@ -196,6 +196,43 @@ def test_another_projects_room_is_a_404_like_an_unknown_object(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_free_named_room_belongs_to_the_project_that_asked_first(
+    post, verify, project, other_project_and_key
+):
+    """Projects that share the settings' LiveKit server share its room names: a room another
+    project's clients asked for is that project's, a 404 like an unknown object, so no key can
+    put a participant (or take an identity) in another project's room."""
+    from agents import services
+    from agents.models import Room
+
+    first = post({"room_name": "lobby", "participant_identity": "alice"})
+    assert first.status_code == 201, first.text
+    assert verify(first.json()["participant_token"]).video.room == "lobby"
+    room = Room.objects.get(name="lobby")
+    assert room.project_id == project.pk
+    _, their_key = other_project_and_key
+    theirs = post({"room_name": "lobby", "participant_identity": "alice"}, key=their_key)
+    assert theirs.status_code == 404 and theirs.json() == {"detail": "Not found."}
+    assert not IssuedToken.objects.filter(project=other_project_and_key[0]).exists()
+    # The same project joins its room again, and the room can be ended like any other:
+    # its tokens are revoked and it takes no one new.
+    again = post({"room_name": "lobby", "participant_identity": "bob"})
+    assert again.status_code == 201
+    assert services.room_end(room=room, by="test") == 2
+    ended = post({"room_name": "lobby", "participant_identity": "carol"})
+    assert ended.status_code == 409
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_server_chosen_room_is_recorded_for_the_project(post, verify, project):
+    from agents.models import Room
+
+    response = post({})
+    room = verify(response.json()["participant_token"]).video.room
+    assert Room.objects.get(name=room).project_id == project.pk
+
+
+@pytest.mark.django_db(transaction=True)
 def test_metadata_is_free_text_and_attribute_values_are_checked(post, verify):
     pretty = '{\n\t"tier": "gold"\n}\r\n'
     response = post({"participant_metadata": pretty, "participant_attributes": {"a": "x\ny"}})
