@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "channels",
+    "axes",
     "tokens",
     "chat",
     "agents",
@@ -67,6 +68,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: refuses a locked-out admin login before its password is hashed.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = env.str("DJANGO_ROOT_URLCONF", default="config.urls")
@@ -141,6 +144,18 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Auth -----------------------------------------------------------------------------------
+# Staff log in to the admin with passwords; API consumers never do (API keys, tokens).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# django-axes: after this many failed admin logins for one username, or from one address, further
+# attempts are refused (429) without checking the password, until the cool-off ends or staff
+# delete the record (admin: Axes > Access attempts, or `manage.py axes_reset`).
+AXES_FAILURE_LIMIT = env.int("ROOMKEY_ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("ROOMKEY_ADMIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
