@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command
+from django.test import RequestFactory
 from django.utils import timezone
 
 from tests.helpers import mint_chat
@@ -78,9 +79,16 @@ def test_seed_demo_is_idempotent_and_issues_a_fresh_key_and_password(db, debug):
 
     # The password is new on every run; only the last one works.
     assert first["admin_password"] != second["admin_password"]
-    user = authenticate(username=second["admin_username"], password=second["admin_password"])
+    user = login(second["admin_username"], second["admin_password"])
     assert user is not None and user.is_staff and user.is_superuser
-    assert authenticate(username=first["admin_username"], password=first["admin_password"]) is None
+    assert login(first["admin_username"], first["admin_password"]) is None
+
+
+def login(username, password):
+    """Django's authentication as the admin's login form runs it (django-axes needs the
+    request)."""
+    request = RequestFactory().post("/admin/login/", REMOTE_ADDR="127.0.0.1")
+    return authenticate(request, username=username, password=password)
 
 
 def test_seed_demo_json_is_one_object_with_the_credentials(db, debug):
@@ -88,7 +96,7 @@ def test_seed_demo_json_is_one_object_with_the_credentials(db, debug):
     assert {"project_id", "api_key", "admin_username", "admin_password"} <= set(result)
     assert uuid.UUID(result["project_id"])
     assert crypto.api_key_prefix(result["api_key"]) is not None
-    assert authenticate(username=result["admin_username"], password=result["admin_password"])
+    assert login(result["admin_username"], result["admin_password"])
 
 
 def test_seed_demo_prints_what_a_developer_needs(db, debug):
