@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
@@ -121,6 +122,22 @@ class Unavailable(ApplicationError):
     code = "unavailable"
 
 
+class DatabaseUnavailable(Unavailable):
+    """The database is unavailable; try again shortly."""
+
+    code = "database_unavailable"
+
+
+# The database could not be asked: it refused or dropped the connection, did not answer in
+# time (the statement and answer timeouts, config.postgres), or the pool had no connection to
+# give in time (psycopg_pool's PoolTimeout). Django raises them as these two (PEP 249:
+# errors of the database's operation, not of the request). They are no verdict on the
+# request: a token checked during an outage is neither valid nor invalid, the answer is 503,
+# and a socket closes with 1013 (tokens.live). Other database errors (integrity, data) stay
+# what they are.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+
+
 # --- From any exception to application errors ---------------------------------------------
 
 
@@ -149,6 +166,9 @@ def application_errors(exc: BaseException) -> list[ApplicationError]:
     logged with their traceback and become one 500."""
     if isinstance(exc, ApplicationError):
         return [exc]
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        log.warning("database unavailable: %s", exc)
+        return [DatabaseUnavailable()]
     if isinstance(exc, RequestDataTooBig):
         return [BadRequest("Request body is too large.", code="body_too_large", status=413)]
     if isinstance(exc, TooManyFieldsSent | UnicodeError):
