@@ -14,6 +14,7 @@ Run with `-s` to see the measured answer and recovery times (README "Failure beh
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import time
@@ -37,6 +38,7 @@ ANSWER_BOUND = 2.0  # seconds: a 503 (or a close) during a fault, as the issue s
 RECOVERY_BOUND = 5.0  # seconds after the database is back: everything works again
 CLOSED_FOR_FAULT = {1011, 1013}
 FAULTS = ["refuse", "cut", "blackhole"]
+LONG_OUTAGE = 20  # seconds: long enough for the pool's reconnection backoff to reach 16 s
 
 _serial = itertools.count(1)
 
@@ -317,6 +319,25 @@ async def test_a_database_outage_is_never_answered_as_a_bad_token(deployment, cl
     async with websockets.connect(voice_url(port, voice)) as ws:
         started = json.loads(await asyncio.wait_for(ws.recv(), 2))
         assert started["type"] == "session.started", started
+
+
+async def test_service_resumes_within_seconds_after_a_long_outage(deployment, client):
+    """Refused for LONG_OUTAGE seconds while requests keep coming: once the database is back,
+    both servers serve again within the bound — the pool's reconnection backoff, which grows
+    with the outage, must not outlast it."""
+    deployment.proxy.refuse()
+    ends = time.monotonic() + LONG_OUTAGE
+    while time.monotonic() < ends:
+        for answer in await asyncio.gather(*map(client.chat_token, deployment.bases)):
+            assert_unavailable(answer)
+        await asyncio.sleep(1)
+    deployment.proxy.heal()
+    recovered = await asyncio.gather(
+        *map(functools.partial(_until_recovered, client), deployment.bases)
+    )
+    deployment.measured[f"refused for {LONG_OUTAGE} s: recovery (s), per server"] = [
+        round(seconds, 2) for seconds in recovered
+    ]
 
 
 async def _until_recovered(client, base, bound=RECOVERY_BOUND) -> float:
