@@ -76,23 +76,22 @@ def test_without_an_answer_timeout_a_slow_answer_is_waited_for(proxy):
         assert conn.execute("SELECT 3").fetchone() == (3,)
 
 
-def _database_settings(**environ) -> dict:
+def _database_settings(*, command=False, **environ) -> dict:
+    """The PostgreSQL settings a served process (or, with `command`, a manage.py command)
+    gets from `environ`."""
     code = (
         "import json; from django.conf import settings; d = settings.DATABASES['default'];"
         "o = dict(d['OPTIONS']); p = dict(o.pop('pool'));"
         "p['answer_timeout'] = p.pop('connection_class').answer_timeout;"
         "print(json.dumps({'options': o, 'pool': p, 'checks': d['CONN_HEALTH_CHECKS']}))"
     )
+    if command:
+        argv = [sys.executable, "manage.py", "shell", "-c", code]
+    else:
+        argv = [sys.executable, "-c", f"import django; django.setup(); {code}"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_DB_")}
-    env.update(environ)
-    done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env.update(environ, DJANGO_SETTINGS_MODULE="config.settings")
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -120,6 +119,15 @@ def test_the_database_timeouts_come_from_the_environment():
     assert found["pool"]["timeout"] == 1.5
     assert found["pool"]["reconnect_timeout"] == 4.0
     assert found["pool"]["answer_timeout"] == 3.25
+
+
+def test_management_commands_run_without_the_statement_timeout():
+    # Migrations and cleanups may run long statements; set the variable to bound them.
+    found = _database_settings(command=True)
+    assert "options" not in found["options"]
+    assert found["pool"]["answer_timeout"] == 0
+    found = _database_settings(command=True, DJANGO_DB_STATEMENT_TIMEOUT="2")
+    assert found["options"]["options"] == "-c statement_timeout=2000"
 
 
 def test_a_statement_timeout_of_zero_turns_both_timeouts_off():
