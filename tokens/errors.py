@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.db import InterfaceError, OperationalError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -403,5 +403,15 @@ class APIErrorsMiddleware:
     def process_exception(self, request, exception):
         error_format = format_for_path(request.path)
         if error_format is None:
+            if isinstance(exception, DATABASE_UNAVAILABLE):
+                # The site's own pages (landing, admin) say "unavailable" too, not "error".
+                log.warning("database unavailable: %s", exception)
+                return HttpResponse(_UNAVAILABLE_PAGE, status=503)
             return None
         return error_format.django_response(request, application_errors(exception))
+
+
+_UNAVAILABLE_PAGE = (
+    '<!doctype html>\n<html lang="en"><head><title>Service Unavailable (503)</title></head>'
+    f"<body><h1>Service Unavailable (503)</h1><p>{DatabaseUnavailable.__doc__}</p></body></html>\n"
+)

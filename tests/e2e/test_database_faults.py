@@ -284,7 +284,7 @@ async def test_a_database_outage_is_never_answered_as_a_bad_token(deployment, cl
     """Refused connections: a valid chat token is not refused by Fabric (401) or the relay
     (4001), a valid voice token does not close its socket with 4001, introspection does not
     call a valid token inactive, and revocation does not answer 200 for what it did not
-    revoke. Each is a 503 in its format, or a 1013 close."""
+    revoke. Each is a 503 in its format (the landing page's is HTML), or a 1013 close."""
     base, port = deployment.bases[0], deployment.ports[0]
     chat = await client.minted(client.chat_token, base)
     voice = await client.minted(client.session_token, base)
@@ -300,6 +300,10 @@ async def test_a_database_outage_is_never_answered_as_a_bad_token(deployment, cl
     revoked = await client.revoke(base, to_revoke)
     assert revoked.status != 200, "a revocation that did not happen was answered 200"
     assert_unavailable(revoked)
+    # The site's own page (HTML) says so too.
+    page = await client.http.get(base + "/")
+    assert page.status_code == 503, page.status_code
+    assert page.headers["content-type"].startswith("text/html")
 
     async with Relay.open(relay_url(port)) as relay:
         reply = await relay.connect(chat)
