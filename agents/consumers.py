@@ -145,7 +145,9 @@ class VoiceSessionConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
         if self._closing:
             return
         self._closing = True
-        if self.session is not None:
+        # Closing because the database did not answer: recording the end would wait for it
+        # again, past the bound a client is owed its close in.
+        if self.session is not None and code != live.CLOSE_UNAVAILABLE:
             await database_sync_to_async(services.voice_session_finish)(
                 session=self.session, reason=reason or f"closed ({code})"
             )

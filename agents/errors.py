@@ -84,8 +84,9 @@ class SeedErrors(ErrorFormat):
     """What seeds 003 and 004 share: one message per answer, and the statuses their contracts
     list. 401 has the contract's own message; 404 and 405 keep theirs; every other refusal
     (an invalid field, as "field: message" of the first error, malformed JSON, a wrong content
-    type, a body over the limit) is a 422; a server fault is a 500, with its message when it is
-    an unavailable dependency (LiveKit not configured), else the contract's."""
+    type, a body over the limit) is a 422; a dependency that is down (the database) is a 503
+    with its message, so clients retry; a server fault is a 500, with its message when it is
+    a missing configuration (LiveKit not configured), else the contract's."""
 
     unauthorized = "Invalid or missing API key."
     internal_error = "Internal server error."
@@ -102,8 +103,10 @@ class SeedErrors(ErrorFormat):
             return 401, self.unauthorized
         if error.status in (404, 405, 429):
             return error.status, error.message
-        if isinstance(error, Unavailable):
+        if isinstance(error, LiveKitNotConfigured):
             return 500, error.message
+        if isinstance(error, Unavailable):
+            return 503, error.message
         if error.status >= 500:
             return 500, self.internal_error
         return 422, error.described

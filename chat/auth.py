@@ -47,7 +47,9 @@ class ChatGrant:
 def chat_grant(raw) -> ChatGrant:
     """The grant of a valid, unexpired, unrevoked chat token, else ChatAuthError.
 
-    Any other kind of token (voice session, LiveKit, tool) is refused as wrong_kind.
+    Any other kind of token (voice session, LiveKit, tool) is refused as wrong_kind. When the
+    database cannot be asked, its error is raised instead (tokens.errors.DATABASE_UNAVAILABLE):
+    that says nothing of the token, and is answered 503 or closes a socket with 1013.
     """
     result = token_verify(raw, kind=kinds.CHAT.name)
     if not result.valid:

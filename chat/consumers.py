@@ -21,7 +21,14 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from tokens import live
-from tokens.errors import ApplicationError, BadRequest, NotFound, Unauthorized
+from tokens.errors import (
+    DATABASE_UNAVAILABLE,
+    ApplicationError,
+    BadRequest,
+    DatabaseUnavailable,
+    NotFound,
+    Unauthorized,
+)
 from tokens.inputs import compact_json, loads_strict
 
 from . import events
@@ -113,8 +120,11 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
         except ApplicationError as exc:
             await self._refuse(rid, exc)
             return
+        except DATABASE_UNAVAILABLE:
+            await self._refuse(rid, DatabaseUnavailable())
+            return
         except Exception:
-            # A bug or a database outage must not take the socket down with it.
+            # A bug must not take the socket down with it.
             log.exception("relay request %s failed", method)
             await self._refuse(rid, ApplicationError())
             return

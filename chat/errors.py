@@ -11,7 +11,14 @@ limit (chat.validation), `Forbidden`, `NotFound`, `Unauthorized`, and the few er
 """
 
 from tokens import live
-from tokens.errors import ApplicationError, BadInput, ErrorFormat, Forbidden, Unauthorized
+from tokens.errors import (
+    ApplicationError,
+    BadInput,
+    ErrorFormat,
+    Forbidden,
+    Unauthorized,
+    Unavailable,
+)
 
 
 class InvalidChannelName(BadInput):
@@ -134,8 +141,12 @@ def relay_answer(rid, error: ApplicationError) -> tuple[dict, tuple[int, str] | 
     socket stays open. Any other error is a result with SignalWire's code ("400" for bad
     input, else the HTTP status) and the input's `attribute` if it names one. A chat token
     refused at `signalwire.connect` (ChatAuthError) closes the socket after the answer: it
-    will not become valid by retrying on this socket.
+    will not become valid by retrying on this socket. A dependency that is down (the
+    database) is -32603 with its message, and the socket closes with 1013 so the client
+    reconnects later.
     """
+    if isinstance(error, Unavailable):
+        return _rpc_error(rid, INTERNAL_ERROR, error.message), (live.CLOSE_UNAVAILABLE, error.code)
     rpc_code = RPC_CODES.get(error.code)
     if rpc_code is None and error.status >= 500:
         return _rpc_error(rid, INTERNAL_ERROR, "Internal error."), None

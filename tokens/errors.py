@@ -17,7 +17,8 @@ from collections.abc import Iterable
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
-from django.http import Http404, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -121,6 +122,22 @@ class Unavailable(ApplicationError):
     code = "unavailable"
 
 
+class DatabaseUnavailable(Unavailable):
+    """The database is unavailable; try again shortly."""
+
+    code = "database_unavailable"
+
+
+# The database could not be asked: it refused or dropped the connection, did not answer in
+# time (the statement and answer timeouts, config.postgres), or the pool had no connection to
+# give in time (psycopg_pool's PoolTimeout). Django raises them as these two (PEP 249:
+# errors of the database's operation, not of the request). They are no verdict on the
+# request: a token checked during an outage is neither valid nor invalid, the answer is 503,
+# and a socket closes with 1013 (tokens.live). Other database errors (integrity, data) stay
+# what they are.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+
+
 # --- From any exception to application errors ---------------------------------------------
 
 
@@ -149,6 +166,9 @@ def application_errors(exc: BaseException) -> list[ApplicationError]:
     logged with their traceback and become one 500."""
     if isinstance(exc, ApplicationError):
         return [exc]
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        log.warning("database unavailable: %s", exc)
+        return [DatabaseUnavailable()]
     if isinstance(exc, RequestDataTooBig):
         return [BadRequest("Request body is too large.", code="body_too_large", status=413)]
     if isinstance(exc, TooManyFieldsSent | UnicodeError):
@@ -383,5 +403,15 @@ class APIErrorsMiddleware:
     def process_exception(self, request, exception):
         error_format = format_for_path(request.path)
         if error_format is None:
+            if isinstance(exception, DATABASE_UNAVAILABLE):
+                # The site's own pages (landing, admin) say "unavailable" too, not "error".
+                log.warning("database unavailable: %s", exception)
+                return HttpResponse(_UNAVAILABLE_PAGE, status=503)
             return None
         return error_format.django_response(request, application_errors(exception))
+
+
+_UNAVAILABLE_PAGE = (
+    '<!doctype html>\n<html lang="en"><head><title>Service Unavailable (503)</title></head>'
+    f"<body><h1>Service Unavailable (503)</h1><p>{DatabaseUnavailable.__doc__}</p></body></html>\n"
+)

@@ -21,6 +21,8 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
+from .errors import DATABASE_UNAVAILABLE
+
 log = logging.getLogger(__name__)
 
 # Application close codes (4000-4999 are free for applications, RFC 6455 7.4.2).
@@ -31,8 +33,13 @@ CLOSE_REVOKED = 4003  # the token was revoked while the socket was open
 CLOSE_EXPIRED = 4004  # the token reached its expiry
 CLOSE_ENDED = 4005  # the resource (a voice session) was ended by staff or the API
 CLOSE_TOO_BIG = 1009  # RFC 6455 "message too big"
+CLOSE_UNAVAILABLE = 1013  # RFC 6455 "try again later": the database could not be asked
 
-CLOSE_FOR_REASON = {"revoked": CLOSE_REVOKED, "expired": CLOSE_EXPIRED}
+CLOSE_FOR_REASON = {
+    "revoked": CLOSE_REVOKED,
+    "expired": CLOSE_EXPIRED,
+    "unavailable": CLOSE_UNAVAILABLE,
+}
 
 
 def _group(prefix: str, value: str) -> str:
@@ -131,12 +138,29 @@ class TokenBoundMixin:
             await self.leave_group(group)
 
     async def token_still_valid(self) -> str | None:
-        """None while the bound token is usable, else the reason ("expired", "revoked")."""
+        """None while the bound token is usable, else the reason ("expired", "revoked", or
+        "unavailable" when the database cannot be asked)."""
         if self.bound_jti is None:
             return "unknown"
         if self.bound_expires_at is not None and time.time() >= self.bound_expires_at:
             return "expired"
-        return await _revocation_state(self.bound_jti)
+        try:
+            return await _revocation_state(self.bound_jti)
+        except DATABASE_UNAVAILABLE as exc:
+            log.warning("token re-check: database unavailable: %s", exc)
+            return "unavailable"
+
+    async def dispatch(self, message):
+        """A database that cannot be asked while a frame or event is handled (a token checked
+        at connect, a write) closes the socket with 1013, so the client reconnects later: it
+        is neither a bad token (4001) nor a dropped socket (1006)."""
+        try:
+            await super().dispatch(message)
+        except DATABASE_UNAVAILABLE as exc:
+            if message.get("type") == "websocket.disconnect":
+                raise
+            log.warning("%s: database unavailable: %s", type(self).__name__, exc)
+            await self.close(code=CLOSE_UNAVAILABLE, reason="database unavailable")
 
     async def _expire(self) -> None:
         await self.live_closing("expired", CLOSE_EXPIRED)
@@ -150,11 +174,15 @@ class TokenBoundMixin:
         await self.close(code=code, reason=reason[:120] or None)
 
 
-@database_sync_to_async
-def _revocation_state(jti: str) -> str | None:
+def _read_revocation_state(jti: str) -> str | None:
     from .models import IssuedToken
 
     rows = list(IssuedToken.objects.filter(pk=jti).values_list("revoked_at", flat=True)[:1])
     if not rows:
         return "unknown"
     return "revoked" if rows[0] is not None else None
+
+
+# Not on the one thread every consumer's database calls share by default (thread_sensitive):
+# when the database is slow or down, each socket's re-check would wait for all the others'.
+_revocation_state = database_sync_to_async(_read_revocation_state, thread_sensitive=False)

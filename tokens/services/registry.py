@@ -3,7 +3,9 @@
 Every token of every kind has a row (jti, kind, subject, grants, times, issuer), written in the
 caller's transaction before the token is returned, so a token that exists can always be
 introspected and revoked. Verification checks the signature, then the kind, then expiry, then
-the row's revocation; it never raises for bad input.
+the row's revocation; it never raises for bad input. A database that cannot be asked (the
+signing key, the row) is no verdict: its error (tokens.errors.DATABASE_UNAVAILABLE) reaches the
+caller, which answers 503, never "invalid".
 """
 
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from django.utils import timezone
 
 from .. import crypto, kinds
 from ..conf import roomkey_settings
+from ..errors import DATABASE_UNAVAILABLE
 from ..kinds import Decoded, TokenKind
 from ..models import ApiKey, IssuedToken, Project
 from .keys import key_by_kid, signer_for
@@ -221,7 +224,8 @@ def _within_kind_limit(raw: str) -> bool:
 def token_decode(raw, *, kind: str | None = None) -> Decoded:
     """Check a token's form, signature and kind, but not expiry or revocation.
 
-    Raises InvalidToken; never anything else for any input.
+    Raises InvalidToken for any input it refuses, and the database's error when the database
+    cannot be asked (a signing key, a kind's own row): never anything else.
     """
     if isinstance(raw, bytes):
         if len(raw) > roomkey_settings.MAX_BODY_BYTES:
@@ -240,7 +244,7 @@ def token_decode(raw, *, kind: str | None = None) -> Decoded:
         raise InvalidToken("malformed")
     try:
         return _decode(raw, kind)
-    except InvalidToken:
+    except (InvalidToken, *DATABASE_UNAVAILABLE):
         raise
     except Exception:
         # A decoder bug must not turn a hostile token into a 500 or an accepted token.
@@ -250,7 +254,8 @@ def token_decode(raw, *, kind: str | None = None) -> Decoded:
 def token_verify(raw, *, kind: str | None = None, now: datetime | None = None) -> Verification:
     """Signature (algorithm pinned per kind), then kind, then expiry, then revocation.
 
-    Returns a Verification; never raises for any input.
+    Returns a Verification for any input; raises only the database's error when the database
+    cannot be asked (tokens.errors.DATABASE_UNAVAILABLE), which says nothing of the token.
     """
     try:
         decoded = token_decode(raw, kind=kind)
@@ -274,7 +279,9 @@ def token_verify(raw, *, kind: str | None = None, now: datetime | None = None) -
 
 
 def token_introspect(raw, *, project: Project) -> dict:
-    """RFC 7662 answer for `raw` as seen by `project`: another project's token is inactive."""
+    """RFC 7662 answer for `raw` as seen by `project`: another project's token is inactive.
+    When the database cannot be asked its error is raised (a 503): "inactive" would tell a
+    resource server to refuse a valid token."""
     result = token_verify(raw)
     if not result.valid or str(result.row.project_id) != str(project.pk):
         return {"active": False}
