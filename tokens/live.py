@@ -202,14 +202,14 @@ class TokenBoundMixin:
         the client to reconnect, unless the client is gone already."""
         if isinstance(exc, ChannelLayerUnavailable):
             code, reason = CLOSE_TRY_AGAIN, "channel layer unavailable"
-            log.warning("%s: %s (%s)", type(self).__name__, reason, exc)
+            log.warning("%s: %s (%s)", type(self).__name__, reason, str(exc))
         elif isinstance(exc, OSError) and self._accepted:
             # ASGI servers raise an OSError from send() once the client is gone.
             code, reason = CLOSE_SERVER_ERROR, "connection lost"
-            log.info("%s: the client went away (%s)", type(self).__name__, exc)
+            log.info("%s: the client went away (%r)", type(self).__name__, str(exc))
         elif isinstance(exc, DatabaseError):
             code, reason = CLOSE_SERVER_ERROR, "database unavailable"
-            log.error("%s: %s (%s)", type(self).__name__, reason, exc)
+            log.error("%s: %s (%s)", type(self).__name__, reason, str(exc))
         else:
             code, reason = CLOSE_SERVER_ERROR, "server error"
             log.exception("%s failed", type(self).__name__)
