@@ -101,14 +101,17 @@ class Cluster:
     def voice_url(self, token: str, on=0) -> str:
         return f"ws://127.0.0.1:{self.ports[on]}/v1/connection?token={token}"
 
-    async def relay(self, token: str, *, on=0, channels=()) -> "websockets.ClientConnection":
-        """An authenticated v3 relay socket, subscribed to `channels`."""
+    async def relay(
+        self, token: str, *, on=0, channels=(), major=3
+    ) -> "websockets.ClientConnection":
+        """An authenticated relay socket: v3 (Chat.Client) subscribed to `channels`, or v4
+        (Fabric), which hears every channel its token can read."""
         ws = await websockets.connect(self.relay_url(on), open_timeout=5)
         reply = await call(
             ws,
             "signalwire.connect",
             {
-                "version": {"major": 3, "minor": 0, "revision": 0},
+                "version": {"major": major, "minor": 0, "revision": 0},
                 "authentication": {"jwt_token": token},
             },
         )

@@ -15,26 +15,29 @@ Live sockets (tokens.live) close with 1013 on ChannelLayerUnavailable so clients
 
 import asyncio
 import contextlib
+import logging
 import weakref
 
 from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
 
+log = logging.getLogger(__name__)
+
 # What a failing link to Redis raises: redis-py's errors, and the OS's (timeouts included).
 REDIS_FAULTS = (RedisError, OSError)
 
 
+def is_redis_fault(error: BaseException) -> bool:
+    # Under uvloop, a pooled connection whose socket was reset while idle raises RuntimeError
+    # ("... the handler is closed") on its next write instead of an OSError.
+    return isinstance(error, REDIS_FAULTS) or (
+        isinstance(error, RuntimeError) and "handler is closed" in str(error)
+    )
+
+
 class ChannelLayerUnavailable(Exception):
     """The channel layer (Redis) is unreachable or did not answer in time."""
-
-
-@contextlib.contextmanager
-def _faults_as_unavailable(what: str):
-    try:
-        yield
-    except REDIS_FAULTS as exc:
-        raise ChannelLayerUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
 async def _cancel_and_wait(task: asyncio.Task) -> None:
@@ -76,6 +79,27 @@ class RedisChannelLayer(BaseRedisChannelLayer):
             signal = self._read_failed[loop] = loop.create_future()
         return signal
 
+    @contextlib.asynccontextmanager
+    async def _faults_as_unavailable(self, what: str):
+        try:
+            yield
+        except Exception as exc:
+            if not is_redis_fault(exc):
+                raise
+            await self._drop_connections()
+            raise ChannelLayerUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+    async def _drop_connections(self) -> None:
+        """After a fault, disconnect this loop's idle pooled connections: ones the fault reset
+        while idle would each fail once more after Redis is back (redis-py 8 does not check
+        them before use). Connections in use are left to their callers."""
+        for index in range(self.ring_size):
+            pool = self.connection(index).connection_pool
+            try:
+                await pool.disconnect(inuse_connections=False)
+            except Exception as exc:  # closing what is broken anyway
+                log.debug("closing idle Redis connections after a fault: %s", exc)
+
     async def receive(self, channel):
         signal = self._failure_signal()
         receiving = asyncio.ensure_future(super().receive(channel))
@@ -89,26 +113,27 @@ class RedisChannelLayer(BaseRedisChannelLayer):
             error = receiving.exception()
             if error is None:
                 return receiving.result()
-            if not isinstance(error, REDIS_FAULTS):
+            if not is_redis_fault(error):
                 raise error
             if not signal.done():
                 signal.set_result(None)
+            await self._drop_connections()
             raise ChannelLayerUnavailable(f"receive: {type(error).__name__}: {error}") from error
         await _cancel_and_wait(receiving)
         raise ChannelLayerUnavailable("receive: this process's read from Redis failed")
 
     async def send(self, channel, message):
-        with _faults_as_unavailable("send"):
+        async with self._faults_as_unavailable("send"):
             await super().send(channel, message)
 
     async def group_add(self, group, channel):
-        with _faults_as_unavailable("group_add"):
+        async with self._faults_as_unavailable("group_add"):
             await super().group_add(group, channel)
 
     async def group_discard(self, group, channel):
-        with _faults_as_unavailable("group_discard"):
+        async with self._faults_as_unavailable("group_discard"):
             await super().group_discard(group, channel)
 
     async def group_send(self, group, message):
-        with _faults_as_unavailable("group_send"):
+        async with self._faults_as_unavailable("group_send"):
             await super().group_send(group, message)

@@ -54,3 +54,31 @@ async def test_idle_sockets_outlive_the_layers_blocking_read(two):
         assert (await next_event(ws, "chat.channel.message"))["message"]["content"] == "still here"
     for ws, token in zip(relays + voices, relay_tokens + voice_tokens, strict=True):
         await _revoke_and_expect_4003(two, ws, token)
+
+
+@pytest.mark.timeout(SOAK_SECONDS + 150)
+async def test_soak_idle_sockets_on_both_processes_then_revoke_each(two):
+    name = f"soak-{uuid.uuid4().hex[:8]}"
+    conversation = await asyncio.to_thread(two.address_id, name)
+    relay_tokens = [two.chat_token(f"soak-{i}", [name]) for i in range(SOAK_SOCKETS)]
+    voice_tokens = [two.voice_token() for _ in range(SOAK_SOCKETS)]
+    # Fabric (v4) clients that only listen, and voice sessions, alternating between processes.
+    relays = await asyncio.gather(
+        *(two.relay(t, on=i % 2, major=4) for i, t in enumerate(relay_tokens))
+    )
+    voices = await asyncio.gather(*(two.voice(t, on=i % 2) for i, t in enumerate(voice_tokens)))
+    sockets = list(zip([*relays, *voices], [*relay_tokens, *voice_tokens], strict=True))
+
+    await asyncio.sleep(SOAK_SECONDS)
+    still_open = await asyncio.gather(*(is_open(ws) for ws, _ in sockets))
+    closed = [ws.close_code for (ws, _), ok in zip(sockets, still_open, strict=True) if not ok]
+    assert not closed, f"{len(closed)} of {len(sockets)} sockets closed while idle: {closed}"
+    # Still in their channel's group, on both processes.
+    await asyncio.to_thread(two.post_message, conversation, "after the soak", on=1)
+    events = await asyncio.gather(
+        *(next_event(ws, "conversation.message", timeout=5) for ws in relays)
+    )
+    assert {e["text"] for e in events} == {"after the soak"}
+
+    for ws, token in sockets:
+        await _revoke_and_expect_4003(two, ws, token)
