@@ -17,8 +17,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.chat_served import served_database
-from tests.servers import prepare_database, server_env, uvicorn
+from tests.servers import uvicorn
 
 needs_redis = pytest.mark.skipif(
     not os.environ.get("REDIS_URL"), reason="needs REDIS_URL: sockets across processes"
@@ -176,20 +175,18 @@ async def is_open(ws) -> bool:
 
 
 @contextmanager
-def cluster(tmp_path_factory, name: str, *, redis_url: str | None = None, **env_extra):
-    """Two uvicorn processes on a fresh served database, sharing `redis_url` (default: the
-    test run's REDIS_URL)."""
-    with served_database(tmp_path_factory, name) as database_url:
-        env = server_env(database_url, **env_extra)
-        if redis_url is not None:
-            env["REDIS_URL"] = redis_url
-        demo = prepare_database(env)
-        with ExitStack() as stack:
-            served = [stack.enter_context(uvicorn(env)) for _ in range(2)]
-            yield Cluster(
-                bases=[base for base, _ in served],
-                ports=[port for _, port in served],
-                env=env,
-                api_key=demo["api_key"],
-                agent_id=demo["agent_id"],
-            )
+def cluster(chat_server, *, redis_url: str | None = None):
+    """Two more uvicorn processes on the served chat database (tests/chat_served.py, with the
+    demo project and agent), sharing `redis_url` (default: the test run's REDIS_URL)."""
+    env = dict(chat_server.env)
+    if redis_url is not None:
+        env["REDIS_URL"] = redis_url
+    with ExitStack() as stack:
+        served = [stack.enter_context(uvicorn(env)) for _ in range(2)]
+        yield Cluster(
+            bases=[base for base, _ in served],
+            ports=[port for _, port in served],
+            env=env,
+            api_key=chat_server.api_key,
+            agent_id=chat_server.agent_id,
+        )

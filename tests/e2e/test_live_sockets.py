@@ -23,8 +23,8 @@ SOAK_SOCKETS = int(os.environ.get("ROOMKEY_SOAK_SOCKETS", "50"))
 
 
 @pytest.fixture(scope="module")
-def two(tmp_path_factory):
-    with cluster(tmp_path_factory, "live") as servers:
+def two(chat_server):
+    with cluster(chat_server) as servers:
         yield servers
 
 

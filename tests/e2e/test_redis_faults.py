@@ -39,11 +39,11 @@ HTTP_WITHIN = 2.0  # a request whose after-commit broadcast meets the fault: one
 
 
 @pytest.fixture(scope="module")
-def faulty(tmp_path_factory):
+def faulty(chat_server):
     target = urlsplit(os.environ["REDIS_URL"])
     with FaultProxy(target.hostname, target.port or 6379) as proxy:
         redis_url = target._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
-        with cluster(tmp_path_factory, "redisfault", redis_url=redis_url) as servers:
+        with cluster(chat_server, redis_url=redis_url) as servers:
             yield servers, proxy
 
 

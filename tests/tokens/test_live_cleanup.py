@@ -35,7 +35,7 @@ from tokens import live
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CHANNELS = 200  # enough that subscribing takes a while, so the client can leave half-way
+CHANNELS = 100  # enough that subscribing takes a while, so the client can leave half-way
 
 
 class InProcessServer:
