@@ -51,9 +51,11 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
             await self.close(code=live.CLOSE_AUTH_TIMEOUT, reason="authentication timeout")
 
     async def on_release(self, code):
-        # The mixin leaves the channel groups; the member's presence is ours to give back.
-        names = list(getattr(self, "subscriptions", {}))
-        self.subscriptions = {}
+        # The mixin leaves the channel groups; the member's presence is ours to give back, in
+        # the channels where this socket was counted (a subscription a failure cut short before
+        # its rows were written holds None).
+        subscriptions, self.subscriptions = getattr(self, "subscriptions", {}), {}
+        names = [name for name, conversation in subscriptions.items() if conversation is not None]
         if names:
             await database_sync_to_async(self._leave_rows)(names)
 
