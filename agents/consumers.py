@@ -5,8 +5,10 @@ is missing (4000), invalid in any way — malformed, badly signed, of another ki
 or LiveKit token, unknown, or of a session that no longer exists (4001) —, revoked (4003),
 expired (4004), or when its session is already connected or ended (4005). While open it closes
 with 4003 when the token is revoked, 4004 at the token's expiry, 4005 when the session is ended
-(admin "End session"), 1009 for a frame over VOICE_FRAME_MAX_BYTES. Malformed frames get an
-`{"type": "error"}` event and the socket stays open.
+(admin "End session"), 1009 for a frame over VOICE_FRAME_MAX_BYTES, 1013 when the channel layer
+(Redis) is unavailable and 1011 on a server error (tokens.live); then the session ends too,
+unless the socket never connected it. Malformed frames get an `{"type": "error"}` event and the
+socket stays open.
 """
 
 import json
@@ -49,11 +51,14 @@ class VoiceSessionConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
         session = await database_sync_to_async(selectors.voice_session_by_jti)(decoded.jti)
         if session is None or str(session.project_id) != decoded.project_id:
             return await self._refuse(live.CLOSE_INVALID_TOKEN, "unknown")
+        # Into the groups before the session is marked connected: if the channel layer is
+        # down this raises (the socket closes with 1013) while the session is still issued,
+        # so the same token connects once the layer is back.
+        await self.bind_token(jti=decoded.jti, kind=result.kind, expires_at=decoded.expires_at)
+        await self.join_group(live.resource_group("voicesession", session.pk))
         if not await database_sync_to_async(services.voice_session_connect)(session=session):
             return await self._refuse(live.CLOSE_ENDED, f"session {session.status}")
         self.session = session
-        await self.bind_token(jti=decoded.jti, kind=result.kind, expires_at=decoded.expires_at)
-        await self.join_group(live.resource_group("voicesession", session.pk))
         # A revocation committed between the check above and joining the groups sent its
         # close to nobody: look again now that this socket would hear it.
         reason = await self.token_still_valid()
@@ -153,9 +158,11 @@ class VoiceSessionConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
             )
         await super().live_closing(reason, code)
 
-    async def disconnect(self, code):
-        await self.unbind_token()
+    async def on_release(self, code):
+        # Whatever ended the socket, its session ends with it (a session has one socket): the
+        # client's close, or a failure here (the channel layer lost, a server error).
         if self.session is not None and not self._closing:
+            reason = self.failure or "client closed"
             await database_sync_to_async(services.voice_session_finish)(
-                session=self.session, reason=f"client closed ({code})"
+                session=self.session, reason=f"{reason} ({code})"
             )

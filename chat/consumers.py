@@ -13,7 +13,6 @@ JSON-RPC errors; a `chat.*` request the token does not allow or whose params are
 result with a non-2xx `code`, as SignalWire answers (both reject the client's promise).
 """
 
-import asyncio
 import logging
 import time
 
@@ -50,28 +49,22 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
 
     async def connect(self):
         self.subscriptions: dict[str, object] = {}  # channel name -> Conversation
-        self._auth_timer = None
-        self._recheck_timer = None
         self._checked_at = 0.0
         await self.accept()
-        loop = asyncio.get_running_loop()
-        self._auth_timer = loop.call_later(
-            chat_settings.AUTH_TIMEOUT_SECONDS,
-            lambda: asyncio.ensure_future(self._auth_timed_out()),
-        )
+        self.start_timer("auth", chat_settings.AUTH_TIMEOUT_SECONDS, self._auth_timed_out)
 
     async def _auth_timed_out(self):
         if self.grant is None:
             await self.close(code=live.CLOSE_AUTH_TIMEOUT, reason="authentication timeout")
 
-    async def disconnect(self, code):
-        for timer in (self._auth_timer, self._recheck_timer):
-            if timer is not None:
-                timer.cancel()
-        if self.subscriptions:
-            names = list(self.subscriptions)
-            await self._leave(names)
-        await self.unbind_token()
+    async def on_release(self, code):
+        # The mixin leaves the channel groups; the member's presence is ours to give back, in
+        # the channels where this socket was counted (a subscription a failure cut short before
+        # its rows were written holds None).
+        subscriptions, self.subscriptions = getattr(self, "subscriptions", {}), {}
+        names = [name for name, conversation in subscriptions.items() if conversation is not None]
+        if names:
+            await database_sync_to_async(self._leave_rows)(names)
 
     # --- Frames -----------------------------------------------------------------------------
 
@@ -123,6 +116,10 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
         except DATABASE_UNAVAILABLE:
             await self._refuse(rid, DatabaseUnavailable())
             return
+        except live.ChannelLayerUnavailable:
+            # Half-joined groups would leave the socket deaf: it closes (1013), the client
+            # reconnects and joins again.
+            raise
         except Exception:
             # A bug must not take the socket down with it.
             log.exception("relay request %s failed", method)
@@ -142,14 +139,11 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
     def _schedule_recheck(self) -> None:
         # A socket that sends nothing (a Fabric client that only listens) is still re-checked
         # now and then, in case the layer dropped its revocation.
-        async def tick():
-            if await self._recheck():
-                self._schedule_recheck()
+        self.start_timer("recheck", chat_settings.RECHECK_SECONDS, self._idle_recheck)
 
-        loop = asyncio.get_running_loop()
-        self._recheck_timer = loop.call_later(
-            chat_settings.RECHECK_SECONDS, lambda: asyncio.ensure_future(tick())
-        )
+    async def _idle_recheck(self) -> None:
+        if await self._recheck():
+            self._schedule_recheck()
 
     async def _send(self, payload) -> None:
         await self.send(text_data=compact_json(payload))
@@ -189,9 +183,7 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
             raise BadRequest(message, code="invalid_params")
         grant = await self._grant_of(params)
         self.grant, self.version = grant, major
-        if self._auth_timer is not None:
-            self._auth_timer.cancel()
-            self._auth_timer = None
+        self.cancel_timer("auth")
         await self.bind_token(jti=grant.jti, kind="chat", expires_at=grant.expires_at)
         self._checked_at = time.monotonic()
         self._schedule_recheck()
@@ -221,10 +213,6 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
             message = "The new token must be for the same member."
             raise Unauthorized(message, code=ChatAuthError.code)
         # Off the old token (its revocation no longer concerns this socket), onto the new.
-        if self._expiry_handle is not None:
-            self._expiry_handle.cancel()
-            self._expiry_handle = None
-        await self.leave_group(live.token_group(old.jti))
         self.grant = grant
         await self.bind_token(jti=grant.jti, kind="chat", expires_at=grant.expires_at)
         await self._leave([n for n in self.subscriptions if not grant.can_read(n)])

@@ -144,29 +144,6 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Cache and channel layer: in memory by default, Redis when REDIS_URL is set -------------
-REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env.str("ROOMKEY_CACHE_PREFIX", default="roomkey"),
-        }
-    }
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [REDIS_URL],
-                "prefix": env.str("ROOMKEY_CHANNEL_PREFIX", default="roomkey"),
-            },
-        }
-    }
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-
 # --- Auth -----------------------------------------------------------------------------------
 # Staff log in to the admin with passwords; API consumers never do (API keys, tokens).
 AUTHENTICATION_BACKENDS = [
@@ -271,6 +248,51 @@ ROOMKEY_AGENTS = {
         days=env.int("ROOMKEY_CALL_SESSION_RETENTION_DAYS", default=7)
     ),
 }
+
+# --- Cache and channel layer: in memory by default, Redis when REDIS_URL is set -------------
+REDIS_URL = env.str("REDIS_URL", default="")
+# Every Redis call answers or fails within this many seconds (connect and read), so a hung
+# Redis fails requests and sockets fast instead of holding them (README "Failure behaviour").
+REDIS_TIMEOUT_SECONDS = env.float("ROOMKEY_REDIS_TIMEOUT_SECONDS", default=1.0)
+REDIS_POOL_OPTIONS = {
+    "socket_timeout": REDIS_TIMEOUT_SECONDS,
+    "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+}
+# A socket stays in its channel-layer groups (its token's, its channels', its session's) for
+# as long as it lives on a token, renewing them when it moves to a fresh one, so a group must
+# not expire before the longest token a socket can hold: a chat token's largest `ttl` (seed
+# 000's contract: 43,200 minutes, chat.serializers.TTL_MAX) or a voice-session token's. A
+# day more covers clock skew between server processes.
+LIVE_TOKEN_LIFETIME_MAX = max(timedelta(minutes=43200), ROOMKEY_AGENTS["VOICE_SESSION_TTL"])
+CHANNEL_GROUP_EXPIRY = int((LIVE_TOKEN_LIFETIME_MAX + timedelta(days=1)).total_seconds())
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("ROOMKEY_CACHE_PREFIX", default="roomkey"),
+            "OPTIONS": REDIS_POOL_OPTIONS,
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            # channels_redis's layer with bounded calls and fast failure (tokens/layers.py).
+            "BACKEND": "tokens.layers.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, **REDIS_POOL_OPTIONS}],
+                "prefix": env.str("ROOMKEY_CHANNEL_PREFIX", default="roomkey"),
+                "group_expiry": CHANNEL_GROUP_EXPIRY,
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"group_expiry": CHANNEL_GROUP_EXPIRY},
+        }
+    }
 
 # Django refuses bodies over this before DRF's parsers see them (DRF reads request.body).
 DATA_UPLOAD_MAX_MEMORY_SIZE = ROOMKEY["MAX_BODY_BYTES"]

@@ -52,6 +52,7 @@ class ChatServer:
     api_key: str
     other_project_id: str
     other_api_key: str
+    agent_id: str = ""  # the demo agent (voice-session tokens)
     extra: list = field(default_factory=list)
 
     @property
@@ -114,4 +115,5 @@ def _serve(database_url):
             api_key=demo["api_key"],
             other_project_id=other["project_id"],
             other_api_key=other["api_key"],
+            agent_id=demo["agent_id"],
         )
