@@ -104,7 +104,6 @@ def _require_canonical(raw: str) -> None:
             raise MalformedToken("not the canonical encoding")
 
 
-
 @sensitive_variables()  # keep key material out of error reports
 def jwt_encode(claims: dict, *, secret: bytes, alg: str, headers: dict) -> str:
     return jwt.encode(claims, secret, algorithm=alg, headers=headers)
