@@ -161,7 +161,8 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
         param of those); anywhere else a JSON-RPC error."""
         if path[:1] != ("params",):
             return BadRequest(UNSTORABLE_TEXT, code="invalid_request")
-        if frame.get("method") in self.HANDLERS:
+        method = frame.get("method")
+        if isinstance(method, str) and method in self.HANDLERS:
             return BadInput(UNSTORABLE_TEXT, field=".".join(map(str, path[1:])) or None)
         return BadRequest(UNSTORABLE_TEXT, code="invalid_params")
 

@@ -153,7 +153,8 @@ def application_errors(exc: BaseException) -> list[ApplicationError]:
         return [exc]
     if isinstance(exc, RequestDataTooBig):
         return [BadRequest("Request body is too large.", code="body_too_large", status=413)]
-    if isinstance(exc, TooManyFieldsSent | UnicodeError):
+    if isinstance(exc, TooManyFieldsSent | UnicodeDecodeError):
+        # A request Django cannot decode. (An answer that cannot be encoded is ours: a 500.)
         return [BadRequest(str(exc), code="parse_error")]
     if isinstance(exc, Http404):
         return [NotFound()]
