@@ -203,7 +203,11 @@ CONTENT_TYPES = [JSON] * 12 + [
     "multipart/form-data",
     "",
 ]
-AUTHS = ["good"] * 14 + ["none", "garbage", "swap", "basic", "basic-bad", "two-parts"]
+AUTHS = ["good"] * 14 + ["none", "garbage", "swap", "basic", "basic-bad", "two-parts", "mangled"]
+# A credential with one character replaced by a few printable ones (what a header can carry).
+mangles = st.tuples(
+    st.integers(0, 400), st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=3)
+)
 ACCEPTS = [None] * 10 + ["text/html", "application/xml", "*/*", "application/json; indent=4"]
 METHODS = [None] * 16 + ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -351,6 +355,7 @@ def http_plans(endpoint: Endpoint):
             ),
             "content_type": st.sampled_from(CONTENT_TYPES),
             "auth": st.sampled_from(AUTHS),
+            "mangle": mangles,
             "accept": st.sampled_from(ACCEPTS),
             "method": st.sampled_from(METHODS),
         }
@@ -400,6 +405,7 @@ def build_request(endpoint: Endpoint, world, plan: dict) -> Request:
         "basic": _basic(world.project_id, world.api_key),
         "basic-bad": "Basic !!!",
         "two-parts": f"Bearer {good} extra",
+        "mangled": f"Bearer {_mangled(good, *plan['mangle'])}",
     }[plan["auth"]]
     if auth is not None:
         headers["Authorization"] = auth
@@ -422,6 +428,11 @@ def build_request(endpoint: Endpoint, world, plan: dict) -> Request:
         if content_type:
             headers["Content-Type"] = content_type
     return Request(method=method, path=path, body=body, headers=headers)
+
+
+def _mangled(credential: str, index: int, text: str) -> str:
+    index %= len(credential)
+    return credential[:index] + text + credential[index + 1 :]
 
 
 def _form_value(value) -> str:

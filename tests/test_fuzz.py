@@ -19,7 +19,7 @@ import pytest
 from django.test import Client
 from hypothesis import assume, given, note, seed, settings
 from hypothesis import strategies as st
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from agents.conf import agents_settings
@@ -480,5 +480,47 @@ def test_voice_token_parameter(served):
                 assert close_code(exc) in TOKEN_REFUSALS, f"closed with {close_code(exc)}"
             else:
                 raise AssertionError(f"a session opened: {event}")
+
+    case()
+
+
+# --- The handshake's Origin header --------------------------------------------------------
+
+origins = weighted(
+    (2, st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
+                max_size=60)),
+    (1, st.sampled_from(["null", "http://", "http://[::1", "http://127.0.0.1:99999",
+                         "https://evil.example", "http://127.0.0.1", "file://", "//x", "*"])),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("path", ["/api/relay/ws", "/v1/connection"], ids=["relay", "voice"])
+def test_socket_origin_header(served, path):
+    """Any Origin: the handshake is refused with 403 before a consumer runs, or the socket
+    opens and answers as usual (the voice socket then refuses the missing token with 4000)."""
+    _base, port, _world = served
+
+    @fuzz(EXAMPLES)
+    @given(origin=origins)
+    def case(origin):
+        replay_note()
+        note(f"Origin: {origin!r}")
+        try:
+            ws = ws_connect(
+                f"ws://127.0.0.1:{port}{path}", additional_headers={"Origin": origin}
+            ).__enter__()
+        except InvalidStatus as exc:
+            assert exc.response.status_code == 403, exc.response.status_code
+            return
+        try:
+            if path == "/v1/connection":
+                with pytest.raises(ConnectionClosed) as closed:
+                    ws.recv(timeout=REPLY_TIMEOUT)
+                assert close_code(closed.value) == live.CLOSE_BAD_REQUEST
+            else:
+                ws.send(json.dumps({"jsonrpc": "2.0", "id": "p", "method": "signalwire.ping"}))
+                assert "result" in receive_json(ws)
+        finally:
+            ws.close()
 
     case()
