@@ -27,7 +27,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 # --- Budget and settings ------------------------------------------------------------------
 
 # Examples per fuzzed target (each HTTP endpoint in process); the served-HTTP and socket tests
-# derive theirs from it (tests/test_fuzz.py). The default, about 3,600 cases in all, keeps the
+# derive theirs from it (tests/test_fuzz.py). The default, about 3,700 cases in all, keeps the
 # fuzz tests near a minute per backend.
 EXAMPLES = int(os.environ.get("ROOMKEY_FUZZ_EXAMPLES") or 60)
 # A failing run prints its seed; ROOMKEY_FUZZ_SEED=<seed> replays the same cases.

@@ -197,6 +197,25 @@ def padded(frame: dict, size: int) -> str:
     return text.replace('"pad": ""', '"pad": "' + "x" * (size - len(text.encode())) + '"')
 
 
+def exchange(socket: Socket, frame, probe: str, *, done, big: bool, allowed=frozenset()) -> None:
+    """Send `frame`, then `probe` (a request with a known answer), and read until `done(reply)`,
+    which also checks each reply. The server may close the socket only with a code in `allowed`,
+    or 1009 for a frame over the cap (`big`), which must not be answered instead."""
+    ws = socket.get()
+    try:
+        ws.send(frame)
+        ws.send(probe)
+        while not done(receive_json(ws)):
+            pass
+    except ConnectionClosed as exc:
+        socket.drop()
+        code = close_code(exc)
+        ok = set(allowed) | ({live.CLOSE_TOO_BIG} if big else set())
+        assert code in ok, f"socket closed with {code}"
+        return
+    assert not big, "a frame over the cap was taken"
+
+
 def receive_json(ws) -> dict:
     frame = ws.recv(timeout=REPLY_TIMEOUT)
     assert isinstance(frame, str), frame
@@ -284,15 +303,17 @@ def over(frame: str | bytes, cap: int) -> bool:
     return len(frame.encode() if isinstance(frame, str) else frame) > cap
 
 
-def check_relay_frame(frame: dict) -> None:
+def check_relay_frame(frame: dict) -> bool:
+    """Assert `frame` is a JSON-RPC answer or a pushed event (and say True)."""
     assert isinstance(frame, dict) and frame.get("jsonrpc") == "2.0", frame
     if "method" in frame:
         assert frame["method"] == "signalwire.event" and isinstance(frame["params"], dict), frame
-        return
+        return True
     assert "id" in frame and ("result" in frame) != ("error" in frame), frame
     if "error" in frame:
         error = frame["error"]
         assert isinstance(error["code"], int) and isinstance(error["message"], str), frame
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -327,30 +348,21 @@ def test_relay_frames(relay_world, version):
         replay_note()
         rid = f"f-{uuid.uuid4().hex[:8]}"
         frame, known = relay_frame(plan, world, tokens, rid)
-        big = over(frame, chat_settings.MAX_FRAME_BYTES)
         note(f"frame {frame!r:.300}")
         if version is None:
             socket.drop()  # each case on a socket that has not authenticated
-        ws = socket.get()
         probe = f"probe-{next(probes)}"
-        try:
-            ws.send(frame)
-            ws.send(json.dumps({"jsonrpc": "2.0", "id": probe, "method": "signalwire.ping"}))
-            while True:
-                reply = receive_json(ws)
-                check_relay_frame(reply)
-                if reply.get("id") == probe:
-                    assert "result" in reply, reply
-                    break
-        except ConnectionClosed as exc:
-            socket.drop()
-            code = close_code(exc)
-            allowed = {live.CLOSE_TOO_BIG} if big else set()
-            if version is None and known.get("connect"):
-                allowed.add(live.CLOSE_INVALID_TOKEN)  # a refused token at connect
-            assert code in allowed, f"socket closed with {code}"
-            return
-        assert not big, "a frame over the cap was taken"
+        allowed = set()
+        if version is None and known.get("connect"):
+            allowed.add(live.CLOSE_INVALID_TOKEN)  # a refused token at connect
+        exchange(
+            socket,
+            frame,
+            json.dumps({"jsonrpc": "2.0", "id": probe, "method": "signalwire.ping"}),
+            done=lambda reply: check_relay_frame(reply) and reply.get("id") == probe,
+            big=over(frame, chat_settings.MAX_FRAME_BYTES),
+            allowed=allowed,
+        )
 
     try:
         case()
@@ -413,25 +425,23 @@ def test_voice_frames(served):
     def case(plan):
         replay_note()
         frame, asks = voice_frame(plan)
-        big = over(frame, agents_settings.VOICE_FRAME_MAX_BYTES)
         note(f"frame {frame!r:.300}")
-        ws = socket.get()
-        try:
-            ws.send(frame)
-            ws.send(json.dumps({"type": "ping"}))
-            pongs = 1 + asks
-            while pongs:
-                reply = receive_json(ws)
-                assert isinstance(reply, dict) and isinstance(reply.get("type"), str), reply
-                if reply["type"] == "error":
-                    assert isinstance(reply["code"], str) and isinstance(reply["message"], str)
-                pongs -= reply["type"] == "pong"
-        except ConnectionClosed as exc:
-            socket.drop()
-            code = close_code(exc)
-            assert big and code == live.CLOSE_TOO_BIG, f"socket closed with {code}"
-            return
-        assert not big, "a frame over the cap was taken"
+        pongs = [1 + asks]  # ours, and one for a frame that is a ping itself
+
+        def done(reply):
+            assert isinstance(reply, dict) and isinstance(reply.get("type"), str), reply
+            if reply["type"] == "error":
+                assert isinstance(reply["code"], str) and isinstance(reply["message"], str)
+            pongs[0] -= reply["type"] == "pong"
+            return pongs[0] == 0
+
+        exchange(
+            socket,
+            frame,
+            json.dumps({"type": "ping"}),
+            done=done,
+            big=over(frame, agents_settings.VOICE_FRAME_MAX_BYTES),
+        )
 
     try:
         case()
