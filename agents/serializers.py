@@ -6,7 +6,7 @@ import uuid
 from rest_framework import serializers
 
 from tokens.inputs import compact_json_chars, has_forbidden_characters, is_storable_text
-from tokens.serializers import StrictCharField, StrictIntegerField
+from tokens.serializers import Serializer, StrictCharField, StrictIntegerField
 
 from . import livekit
 from .conf import agents_settings
@@ -64,7 +64,7 @@ class OverrideField(_Optional, TextField):
     """An optional override: absent or null means none; "" is an override to nothing."""
 
 
-class SessionTokenRequestSerializer(serializers.Serializer):
+class SessionTokenRequestSerializer(Serializer):
     agent_id = StrictUUIDField()
     version_id = StrictUUIDField(required=False, allow_null=True)
     transport = serializers.ChoiceField(
@@ -110,7 +110,7 @@ class WebCallMetadataField(serializers.Field):
         return value
 
 
-class WebCallRequestSerializer(serializers.Serializer):
+class WebCallRequestSerializer(Serializer):
     assistant_id = StrictCharField(max_length=ASSISTANT_ID_MAX_CHARS)
     metadata = WebCallMetadataField(required=False, allow_null=True)
 
@@ -190,7 +190,7 @@ class RoomConfigField(serializers.Field):
         return value
 
 
-class TokenSourceRequestSerializer(serializers.Serializer):
+class TokenSourceRequestSerializer(Serializer):
     room_name = OptionalStringField()
     participant_identity = OptionalStringField()
     participant_name = OptionalStringField()
@@ -234,7 +234,7 @@ class MetadataField(serializers.Field):
         return value
 
 
-class CallSessionCreateSerializer(serializers.Serializer):
+class CallSessionCreateSerializer(Serializer):
     call_id = RuleField(call_id_problem, required=False)
     agent_id = serializers.UUIDField(required=False)
     metadata = MetadataField(required=False)
@@ -260,13 +260,13 @@ class CallSessionSerializer(serializers.ModelSerializer):
         return obj.status()
 
 
-class MetadataSerializer(serializers.Serializer):
+class MetadataSerializer(Serializer):
     """PUT/PATCH body: the metadata object itself."""
 
     metadata = MetadataField()
 
 
-class ToolTokenRequestSerializer(serializers.Serializer):
+class ToolTokenRequestSerializer(Serializer):
     function = RuleField(function_problem)
     ttl = StrictIntegerField(required=False, min_value=1)
     max_uses = StrictIntegerField(required=False, min_value=1, allow_null=True)
@@ -291,6 +291,8 @@ class ToolTokenRequestSerializer(serializers.Serializer):
 class AnyValueField(serializers.Field):
     """Kept as sent, whatever its type: the verdict is the service's to give."""
 
+    opaque = True  # judged, never stored (tokens.serializers.CheckedTextMixin)
+
     def to_internal_value(self, data):
         return data
 
@@ -298,7 +300,7 @@ class AnyValueField(serializers.Field):
         return value
 
 
-class ToolTokenValidateSerializer(serializers.Serializer):
+class ToolTokenValidateSerializer(Serializer):
     # call_id and function are the caller's to get right (400 if absent or not strings); the
     # token is judged, never refused: anything that is not a good token is `valid: false`.
     call_id = StrictCharField(max_length=1024)
@@ -306,5 +308,5 @@ class ToolTokenValidateSerializer(serializers.Serializer):
     token = AnyValueField(allow_null=True)
 
 
-class ToolTokenDebugSerializer(serializers.Serializer):
+class ToolTokenDebugSerializer(Serializer):
     token = AnyValueField(allow_null=True)

@@ -6,27 +6,27 @@ urlpatterns = [
     # --- Call sessions and tool tokens (seed 001), Roomkey's own API ---
     path("api/v1/sessions", views.CallSessionListView.as_view(), name="call-sessions"),
     path(
-        "api/v1/sessions/<str:call_id>",
+        "api/v1/sessions/<text:call_id>",
         views.CallSessionDetailView.as_view(),
         name="call-session",
     ),
     path(
-        "api/v1/sessions/<str:call_id>/end",
+        "api/v1/sessions/<text:call_id>/end",
         views.CallSessionEndView.as_view(),
         name="call-session-end",
     ),
     path(
-        "api/v1/sessions/<str:call_id>/metadata",
+        "api/v1/sessions/<text:call_id>/metadata",
         views.MetadataView.as_view(),
         name="call-session-metadata",
     ),
     path(
-        "api/v1/sessions/<str:call_id>/metadata/<str:key>",
+        "api/v1/sessions/<text:call_id>/metadata/<text:key>",
         views.MetadataKeyView.as_view(),
         name="call-session-metadata-key",
     ),
     path(
-        "api/v1/sessions/<str:call_id>/tool-tokens",
+        "api/v1/sessions/<text:call_id>/tool-tokens",
         views.ToolTokenIssueView.as_view(),
         name="tool-tokens",
     ),

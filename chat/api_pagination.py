@@ -12,6 +12,8 @@ from rest_framework import exceptions, serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from tokens.serializers import Serializer
+
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 100
 
@@ -19,7 +21,7 @@ PAGE_SIZE_MAX = 100
 BEFORE, AFTER = "before", "after"
 
 
-class PageSizeSerializer(serializers.Serializer):
+class PageSizeSerializer(Serializer):
     page_size = serializers.IntegerField(
         min_value=1, max_value=PAGE_SIZE_MAX, required=False, default=PAGE_SIZE_DEFAULT
     )

@@ -8,7 +8,7 @@ message fields chat.validation, the checks the relay and the Fabric API apply to
 from rest_framework import serializers
 
 from tokens.errors import BadInput
-from tokens.serializers import StrictCharField
+from tokens.serializers import ModelSerializer, Serializer, StrictCharField
 
 from . import validation
 from .api_pagination import PageSizeSerializer
@@ -67,7 +67,7 @@ class ChatInputField(serializers.Field):
 # --- Addresses ----------------------------------------------------------------------------
 
 
-class AddressSerializer(serializers.ModelSerializer):
+class AddressSerializer(ModelSerializer):
     name = ChannelNameField()
     display_name = StrictCharField(max_length=DISPLAY_NAME_MAX, required=False, allow_blank=True)
     conversation_id = serializers.UUIDField(source="pk", read_only=True)
@@ -133,7 +133,7 @@ class MessageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MessageCreateSerializer(serializers.Serializer):
+class MessageCreateSerializer(Serializer):
     text = ChatInputField(validation.text)
     user_id = StrictCharField(max_length=MEMBER_ID_MAX, required=False)
     user_name = StrictCharField(max_length=USER_NAME_MAX, required=False, allow_blank=True)

@@ -23,12 +23,19 @@ from tokens import live
 from tokens.errors import (
     DATABASE_UNAVAILABLE,
     ApplicationError,
+    BadInput,
     BadRequest,
     DatabaseUnavailable,
     NotFound,
     Unauthorized,
 )
-from tokens.inputs import compact_json, loads_strict
+from tokens.inputs import (
+    UNSTORABLE_TEXT,
+    encodable_json,
+    is_storable_text,
+    loads_strict,
+    unstorable_text_at,
+)
 
 from . import events
 from .auth import ChatGrant, chat_grant
@@ -88,6 +95,8 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
         rid = frame.get("id")
         if not isinstance(rid, str | int) or isinstance(rid, bool):
             rid = None
+        elif isinstance(rid, str) and not is_storable_text(rid):
+            rid = None  # an id that cannot be written back is answered with null
         if "method" not in frame:
             if ("result" in frame or "error" in frame) and rid is not None:
                 # The client's ack of an event (or answer to a ping). Acks come one per event
@@ -96,6 +105,12 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
                     await self._recheck()
                 return
             await self._refuse(rid, BadRequest("A request needs a method."))
+            return
+        # Where every request enters: its strings are checked here, once (an ack's content is
+        # never read, so it is not).
+        path = unstorable_text_at(frame)
+        if path is not None:
+            await self._refuse(rid, self._unstorable(frame, path))
             return
         method, params = frame.get("method"), frame.get("params", {})
         if frame.get("jsonrpc") != "2.0" or not isinstance(method, str) or rid is None:
@@ -145,8 +160,19 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
         if await self._recheck():
             self._schedule_recheck()
 
+    def _unstorable(self, frame: dict, path: tuple) -> ApplicationError:
+        """The refusal of a request with a NUL or lone surrogate at `path`: in a `chat.*`
+        request's params, bad input naming its attribute (a "400" result, as every other bad
+        param of those); anywhere else a JSON-RPC error."""
+        if path[:1] != ("params",):
+            return BadRequest(UNSTORABLE_TEXT, code="invalid_request")
+        method = frame.get("method")
+        if isinstance(method, str) and method in self.HANDLERS:
+            return BadInput(UNSTORABLE_TEXT, field=".".join(map(str, path[1:])) or None)
+        return BadRequest(UNSTORABLE_TEXT, code="invalid_params")
+
     async def _send(self, payload) -> None:
-        await self.send(text_data=compact_json(payload))
+        await self.send(text_data=encodable_json(payload))
 
     async def _refuse(self, rid, error: ApplicationError) -> None:
         """Answer request `rid` with `error` (chat.errors.relay_answer), closing the socket

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from tokens.api import RoomkeyAPIView
 from tokens.errors import BadInput, BadRequest, NotFound
+from tokens.inputs import UNSTORABLE_TEXT, unstorable_text_at
 from tokens.parsers import BoundedJSONParser
 
 from . import events, selectors, services, validation
@@ -43,9 +44,16 @@ class FabricAPIView(RoomkeyAPIView):
         return address
 
     def body_object(self) -> dict:
-        if not isinstance(self.request.data, dict):
+        """The JSON object of the body: where every Fabric body enters, so where its strings
+        are checked for what the database and JSON can carry (tokens.inputs)."""
+        body = self.request.data
+        if not isinstance(body, dict):
             raise BadRequest("The body must be a JSON object.")
-        return self.request.data
+        path = unstorable_text_at(body)
+        if path is not None:
+            field = path[0] if path else None
+            raise BadInput(UNSTORABLE_TEXT, field=field, code=validation.INVALID)
+        return body
 
 
 def _page_size(raw) -> int:

@@ -4,7 +4,7 @@ view passes the validated data to chat.services.chat_token_issue."""
 from rest_framework import serializers
 
 from tokens.inputs import NOT_FINITE, UNSTORABLE_TEXT, compact_json_chars, json_problem
-from tokens.serializers import StrictCharField, StrictIntegerField
+from tokens.serializers import Serializer, StrictCharField, StrictIntegerField
 
 from .errors import InvalidChannelName
 from .names import clean_channel_name
@@ -24,6 +24,10 @@ class ChannelsField(serializers.Field):
     - list of objects: `[{"name": "general", "read": true, "write": false}]` (SDK docs);
     - list of names: `["general"]` (the seed's JS example): a bare name grants read and write.
     """
+
+    # A NUL or lone surrogate is refused (tokens.serializers.CheckedTextMixin) with the code
+    # of every other character a channel name must not hold.
+    unstorable_code = "name_characters"
 
     default_error_messages = {
         "invalid": "Must be an object keyed by channel name, or a list of channel objects "
@@ -108,7 +112,7 @@ class StateField(serializers.Field):
         return value
 
 
-class ChatTokenRequestSerializer(serializers.Serializer):
+class ChatTokenRequestSerializer(Serializer):
     ttl = StrictIntegerField(min_value=TTL_MIN, max_value=TTL_MAX)
     channels = ChannelsField()
     member_id = StrictCharField(max_length=MEMBER_ID_MAX, required=False)

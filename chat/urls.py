@@ -5,7 +5,7 @@ from . import fabric, views
 urlpatterns = [
     path("api/chat/tokens", views.ChatTokenView.as_view(), name="chat-tokens"),
     path(
-        "api/fabric/conversations/<str:address_id>/messages",
+        "api/fabric/conversations/<text:address_id>/messages",
         fabric.ConversationMessagesView.as_view(),
         name="fabric-conversation-messages",
     ),
@@ -17,7 +17,7 @@ urlpatterns = [
     path("api/fabric/messages", fabric.SendMessageView.as_view(), name="fabric-messages"),
     path("api/fabric/addresses", fabric.AddressListView.as_view(), name="fabric-addresses"),
     path(
-        "api/fabric/addresses/<str:address_id>",
+        "api/fabric/addresses/<text:address_id>",
         fabric.AddressView.as_view(),
         name="fabric-address",
     ),

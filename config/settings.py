@@ -186,7 +186,7 @@ REST_FRAMEWORK = {
         "tokens.parsers.BoundedJSONParser",
         "tokens.parsers.BoundedFormParser",
     ],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["tokens.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
 }
 

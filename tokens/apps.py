@@ -7,7 +7,11 @@ class TokensConfig(AppConfig):
     name = "tokens"
 
     def ready(self):
+        from django.urls import register_converter
+
         from . import conf  # noqa: F401  (connects the setting_changed reloader)
+        from .converters import TextConverter
         from .live import connect_signals
 
         connect_signals()
+        register_converter(TextConverter, "text")

@@ -18,11 +18,13 @@ from collections.abc import Iterable
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.db import InterfaceError, OperationalError
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+from .inputs import encodable_json
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +173,8 @@ def application_errors(exc: BaseException) -> list[ApplicationError]:
         return [DatabaseUnavailable()]
     if isinstance(exc, RequestDataTooBig):
         return [BadRequest("Request body is too large.", code="body_too_large", status=413)]
-    if isinstance(exc, TooManyFieldsSent | UnicodeError):
+    if isinstance(exc, TooManyFieldsSent | UnicodeDecodeError):
+        # A request Django cannot decode. (An answer that cannot be encoded is ours: a 500.)
         return [BadRequest(str(exc), code="parse_error")]
     if isinstance(exc, Http404):
         return [NotFound()]
@@ -236,11 +239,11 @@ class ErrorFormat:
         status, body = self.render(errors, base_url=_base_url(request))
         return Response(body, status=status, headers=self.headers(errors))
 
-    def django_response(self, request, errors: list[ApplicationError]) -> JsonResponse:
+    def django_response(self, request, errors: list[ApplicationError]) -> HttpResponse:
         """The same answer outside DRF (an unroutable path, a 500 outside a view)."""
         status, body = self.render(errors, base_url=_base_url(request))
-        response = JsonResponse(
-            body, status=status, json_dumps_params={"ensure_ascii": False, "separators": (",", ":")}
+        response = HttpResponse(
+            encodable_json(body), status=status, content_type="application/json"
         )
         for name, value in self.headers(errors).items():
             response[name] = value

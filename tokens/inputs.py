@@ -5,6 +5,11 @@ value is as compact JSON.
 These return a problem (a sentence) or None rather than raising, so each caller turns it into
 its own error with its field: a serializer field's `fail`, a `tokens.errors.BadInput`, a
 JSON-RPC error on a socket.
+
+Input is checked once where it enters (tokens.serializers.CheckedTextMixin for request fields,
+the Fabric body, the relay's frame decoding, the `text` path converter) with
+`unstorable_text_at`; output that might still carry such text (rows stored before the check
+existed) is written with `encodable_json` or `scrub_json`, so an answer never fails to encode.
 """
 
 import json
@@ -19,14 +24,65 @@ NOT_FINITE = "Numbers must be finite."
 
 
 def has_unpaired_surrogate(text: str) -> bool:
-    """True if `text` holds a lone UTF-16 surrogate, which no UTF-8 encoder takes."""
-    return any("\ud800" <= c <= "\udfff" for c in text)
+    """True if `text` holds a lone UTF-16 surrogate, which no UTF-8 encoder takes. (JSON's
+    decoder pairs escaped surrogates into one character, so any surrogate left is lone.)"""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def is_storable_text(text: str) -> bool:
     """NUL and lone surrogates are valid in JSON strings, and in Python's, but PostgreSQL
     refuses NUL in text and jsonb, and UTF-8 cannot encode a lone surrogate."""
     return "\x00" not in text and not has_unpaired_surrogate(text)
+
+
+def unstorable_text_at(value) -> tuple | None:
+    """Where the first string in `value` (a parsed JSON value; object keys count) that is not
+    storable text is, as the path of keys and indexes that leads to it (`()` for `value`
+    itself), or None. A bad key's path ends at the object that holds it: the key itself is
+    what cannot be written back, in a path or a message.
+
+    Iterative, so a value nested as deeply as the JSON parser allows cannot exhaust the
+    stack."""
+    stack = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if not is_storable_text(item):
+                return path
+        elif isinstance(item, dict):
+            children = []
+            for key, child in item.items():
+                if isinstance(key, str) and not is_storable_text(key):
+                    return path
+                children.append(((*path, key), child))
+            stack.extend(reversed(children))  # depth first, in document order
+        elif isinstance(item, list | tuple):
+            stack.extend(((*path, i), child) for i, child in reversed(list(enumerate(item))))
+    return None
+
+
+def scrub(text: str) -> str:
+    """`text` with every NUL and lone surrogate replaced by U+FFFD, for writing out a string
+    that input checks never saw (what a row stored before them holds)."""
+    if is_storable_text(text):
+        return text
+    return "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in text)
+
+
+def scrub_json(value):
+    """`value` with scrub() applied to every string in it, keys included; other values (numbers,
+    dates, ids) as they are. Containers come back as plain dicts and lists."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrub(k) if isinstance(k, str) else k: scrub_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_json(item) for item in value]
+    return value
 
 
 # Bidirectional embedding, override and isolate controls: they make text display as something
@@ -73,6 +129,17 @@ def compact_json(value) -> str:
 
 def compact_json_chars(value) -> int:
     return len(compact_json(value))
+
+
+def encodable_json(value) -> str:
+    """compact_json(value) that UTF-8 can always encode: a lone surrogate anywhere in `value`
+    (an answer built from unchecked data) becomes U+FFFD rather than failing the answer."""
+    text = compact_json(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return compact_json(scrub_json(value))
+    return text
 
 
 def _reject_constant(name):

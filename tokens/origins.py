@@ -12,7 +12,9 @@ authentication. The policy:
   with 403 before any consumer runs.
 """
 
-from channels.security.websocket import OriginValidator
+from urllib.parse import urlparse
+
+from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 
 
@@ -20,12 +22,29 @@ class TokenSocketOriginValidator(OriginValidator):
     def __init__(self, application):
         super().__init__(application, allowed_origins=[])
 
+    async def __call__(self, scope, receive, send):
+        # Channels parses the header with urlparse, which raises on a malformed one ("http://[::1",
+        # a port out of range): that Origin is refused like any other not allowed, not a 500.
+        for name, value in scope.get("headers", []):
+            if name == b"origin" and not _parses(value):
+                return await WebsocketDenier()(scope, receive, send)
+        return await super().__call__(scope, receive, send)
+
     def valid_origin(self, parsed_origin):
         if parsed_origin is None:
             return True
         # Read at connect time, so settings changes apply without a restart of the router.
         self.allowed_origins = allowed_origins()
         return self.validate_origin(parsed_origin)
+
+
+def _parses(value: bytes) -> bool:
+    try:
+        parsed = urlparse(value.decode("latin1"))
+        parsed.port  # noqa: B018  (raises ValueError for a port out of range)
+    except ValueError:
+        return False
+    return True
 
 
 def allowed_origins() -> list[str]:

@@ -59,6 +59,6 @@ def as_api_exception(exc: Exception) -> Exception:
     parser runs, as the API exceptions every endpoint knows how to answer."""
     if isinstance(exc, RequestDataTooBig):
         return BodyTooLarge()
-    if isinstance(exc, TooManyFieldsSent | UnicodeError):
+    if isinstance(exc, TooManyFieldsSent | UnicodeDecodeError):
         return exceptions.ParseError(str(exc))
     return exc
