@@ -3,7 +3,7 @@ Fabric HTTP, the DRF API). Each check returns the cleaned value or raises
 tokens.errors.BadInput naming the field, so each path answers in its own error format."""
 
 from tokens.errors import BadInput
-from tokens.inputs import compact_json, compact_json_chars, json_problem
+from tokens.inputs import compact_json, compact_json_chars, has_forbidden_characters, json_problem
 
 from .models import DETAILS_MAX, MEMBER_ID_MAX, METADATA_MAX, STATE_MAX, TEXT_MAX
 
@@ -61,6 +61,12 @@ def member_id(value, *, field: str = "member_id") -> str:
         raise BadInput("Must be a non-empty string.", field=field, code=INVALID)
     if len(value) > MEMBER_ID_MAX:
         raise BadInput(f"Must be at most {MEMBER_ID_MAX} characters.", field=field, code="too_long")
+    if has_forbidden_characters(value):
+        raise BadInput(
+            "Must not contain control, invisible or bidirectional characters.",
+            field=field,
+            code=INVALID,
+        )
     return value
 
 

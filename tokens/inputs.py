@@ -87,13 +87,16 @@ def scrub_json(value):
 
 # Bidirectional embedding, override and isolate controls: they make text display as something
 # other than what it is.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
 def has_forbidden_characters(text: str) -> bool:
-    """True if `text` holds a control character, a lone surrogate or a bidirectional control:
-    what names, ids and labels (channel names, member ids, metadata keys) must not contain."""
-    return any(c in _BIDI_CONTROLS or unicodedata.category(c) in ("Cc", "Cs") for c in text)
+    """True if `text` cannot be a name, an id or a label (channel names, member ids, LiveKit
+    identities, metadata keys): it holds a control character, a lone surrogate or a format
+    character (Unicode Cf: zero-width spaces and joiners, word joiners, byte-order marks, soft
+    hyphens, bidirectional marks and overrides), or starts with a combining mark. Each of these
+    makes two names that look the same in the admin and in clients' UIs differ (`ali\u200bce`
+    and `alice`), or a name display as something it is not."""
+    if text and unicodedata.category(text[0]).startswith("M"):
+        return True
+    return any(unicodedata.category(c) in ("Cc", "Cs", "Cf") for c in text)
 
 
 def json_problem(value, *, max_depth: int = JSON_MAX_DEPTH, _depth: int = 1) -> str | None:
