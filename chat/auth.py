@@ -5,6 +5,7 @@ are on the IssuedToken row. A channel in the token is an address name: `read` al
 subscribe, join and the member list; `write` allows publish, send and member state.
 """
 
+import logging
 from dataclasses import dataclass, field
 
 from tokens import kinds
@@ -13,6 +14,8 @@ from tokens.services import token_verify
 
 from .errors import ChatAuthError, InvalidChannelName
 from .names import clean_channel_name
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ def chat_grant(raw) -> ChatGrant:
     """
     result = token_verify(raw, kind=kinds.CHAT.name)
     if not result.valid:
+        log.info("chat token refused: %s", result.reason)
         raise ChatAuthError(result.reason)
     row, decoded = result.row, result.decoded
     grants = row.grants or {}

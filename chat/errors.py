@@ -37,12 +37,14 @@ class NotGranted(Forbidden):
 
 
 class ChatAuthError(Unauthorized):
-    """The token is not a usable chat token; `reason` is tokens.services.Verification's."""
+    """The token is not a usable chat token. Clients are not told why (malformed, expired,
+    revoked…), as introspection does not tell; `reason` (tokens.services.Verification's) is for
+    the server's log."""
 
     code = "auth_failed"
 
     def __init__(self, reason: str):
-        super().__init__(f"Authentication failed: {reason}.")
+        super().__init__("Authentication failed.")
         self.reason = reason
 
 
@@ -153,7 +155,7 @@ def relay_answer(rid, error: ApplicationError) -> tuple[dict, tuple[int, str] | 
     if rpc_code is not None:
         close = None
         if isinstance(error, ChatAuthError):
-            close = (live.CLOSE_INVALID_TOKEN, error.reason)
+            close = (live.CLOSE_INVALID_TOKEN, "invalid token")
         return _rpc_error(rid, rpc_code, error.message), close
     result = {"code": str(400 if isinstance(error, BadInput) else error.status)}
     result["message"] = error.message

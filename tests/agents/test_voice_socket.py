@@ -141,9 +141,10 @@ async def test_session_lifecycle_messages_and_malformed_frames(served):
             break
         await asyncio.sleep(0.1)
     assert state["status"] == "ended" and state["end_reason"] == "client closed (1000)"
-    # A session has one life: its token cannot open it again, and is revoked.
+    # A session has one life: its token cannot open it again (the same refusal as any token
+    # that cannot open a session), and is revoked.
     async with ws_connect(served, token) as ws:
-        assert await close_code(ws) == live.CLOSE_ENDED
+        assert await close_code(ws) == live.CLOSE_INVALID_TOKEN
     answer = served.http.post("/api/v1/tokens/introspect", data={"token": token}).json()
     assert answer == {"active": False}
 
@@ -171,7 +172,7 @@ async def test_a_second_socket_for_a_connected_session_is_refused(served):
     async with ws_connect(served, token) as first:
         await started(first)
         async with ws_connect(served, token) as second:
-            assert await close_code(second) == live.CLOSE_ENDED
+            assert await close_code(second) == live.CLOSE_INVALID_TOKEN
         assert (await exchange(first, {"type": "ping"})) == {"type": "pong"}
 
 
@@ -210,11 +211,14 @@ async def test_refused_tokens(served):
         (webrtc.json()["token"], live.CLOSE_INVALID_TOKEN),
         (tool.json()["token"], live.CLOSE_INVALID_TOKEN),
         (_forged_with_another_projects_key(served), live.CLOSE_INVALID_TOKEN),
-        (revoked, live.CLOSE_REVOKED),
+        (revoked, live.CLOSE_INVALID_TOKEN),
     ]
     for token, code in cases:
         async with ws_connect(served, token) as ws:
             assert await close_code(ws) == code, token
+            if code == live.CLOSE_INVALID_TOKEN:
+                # One refusal, whatever the reason: the client is not told which.
+                assert ws.close_reason == "invalid token", token
 
 
 async def test_origin_is_checked(served):
@@ -301,7 +305,7 @@ async def test_the_socket_closes_at_expiry(served):
             await started(ws)  # a fresh one from the main server still works here
         await asyncio.sleep(max(0.0, event["expires_at"] - time.time()) + 0.1)
         async with ws_connect(served, token, port=port) as ws:
-            assert await close_code(ws) == live.CLOSE_EXPIRED
+            assert await close_code(ws) == live.CLOSE_INVALID_TOKEN
     state = served.session(event["session_id"])
     assert state["status"] == "ended" and state["end_reason"] == "expired"
 

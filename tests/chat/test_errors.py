@@ -247,8 +247,8 @@ async def test_relay_bug_is_internal_error_and_the_socket_stays_open(project, mo
         ),
         (
             ChatAuthError("expired"),
-            {"error": {"code": AUTH_FAILED, "message": "Authentication failed: expired."}},
-            (live.CLOSE_INVALID_TOKEN, "expired"),
+            {"error": {"code": AUTH_FAILED, "message": "Authentication failed."}},
+            (live.CLOSE_INVALID_TOKEN, "invalid token"),
         ),
         (
             Unauthorized("Authentication failed: expired.", code=ChatAuthError.code),

@@ -93,7 +93,9 @@ async def test_a_revoked_token_cannot_connect(chat_server):
     chat_server.revoke(token)
     async with Relay.open(chat_server.relay) as relay:
         reply = await relay.connect(token)
-        assert reply["error"]["code"] == -32002 and "revoked" in reply["error"]["message"]
+        # Refused without saying why (introspection does not say either): the reason is in
+        # the server's log.
+        assert reply["error"] == {"code": -32002, "message": "Authentication failed."}
         assert await relay.closed() == live.CLOSE_INVALID_TOKEN
 
 
