@@ -7,6 +7,10 @@ expired (4004), or when its session is already connected or ended (4005). While 
 with 4003 when the token is revoked, 4004 at the token's expiry, 4005 when the session is ended
 (admin "End session"), 1009 for a frame over VOICE_FRAME_MAX_BYTES. Malformed frames get an
 `{"type": "error"}` event and the socket stays open.
+
+SocketLimits (limits.sockets): connects and failed authentications per address (4290), the
+project's quota of voice sockets (4291) and longest session (4292), frames per socket (an
+error event).
 """
 
 import json
@@ -15,6 +19,8 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from limits.errors import QuotaExceeded
+from limits.sockets import SocketLimits
 from tokens import live
 from tokens import services as token_services
 from tokens.inputs import is_storable_text
@@ -23,14 +29,17 @@ from . import kinds, selectors, services
 from .conf import agents_settings
 
 
-class VoiceSessionConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
+class VoiceSessionConsumer(SocketLimits, live.TokenBoundMixin, AsyncWebsocketConsumer):
     session = None
     _closing = False
+    limits_kind = "voice"
 
     # --- Opening ----------------------------------------------------------------------------
 
     async def connect(self):
         await self.accept()
+        if not await self.limits_admit():
+            return
         token = self._token_parameter()
         if token is None:
             return await self._refuse(live.CLOSE_BAD_REQUEST, "token parameter required")
@@ -49,6 +58,10 @@ class VoiceSessionConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
         session = await database_sync_to_async(selectors.voice_session_by_jti)(decoded.jti)
         if session is None or str(session.project_id) != decoded.project_id:
             return await self._refuse(live.CLOSE_INVALID_TOKEN, "unknown")
+        try:
+            await self.limits_acquire(project_id=session.project_id)
+        except QuotaExceeded as exc:
+            return await self._refuse(exc.close_code, exc.code)
         if not await database_sync_to_async(services.voice_session_connect)(session=session):
             return await self._refuse(live.CLOSE_ENDED, f"session {session.status}")
         self.session = session
@@ -76,6 +89,8 @@ class VoiceSessionConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
 
     async def _refuse(self, code: int, reason: str) -> None:
         self._closing = True
+        if code in (live.CLOSE_INVALID_TOKEN, live.CLOSE_REVOKED, live.CLOSE_EXPIRED):
+            await self.limits_auth_failed()
         await self.close(code=code, reason=reason[:120])
 
     @staticmethod
@@ -92,6 +107,10 @@ class VoiceSessionConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
         )
         if size > agents_settings.VOICE_FRAME_MAX_BYTES:
             return await self.live_closing("frame too large", live.CLOSE_TOO_BIG)
+        limited = self.limits_frame("frames")
+        if limited is not None:
+            event = {"type": "error", "code": limited.code, "message": limited.message}
+            return await self._send_event({**event, **limited.extra})
         # The channel layer may have dropped a revocation: every frame re-checks the token.
         reason = await self.token_still_valid()
         if reason is not None:

@@ -20,6 +20,7 @@ import time
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from limits.sockets import SocketLimits
 from tokens import live
 from tokens.errors import ApplicationError, BadRequest, NotFound, Unauthorized
 from tokens.inputs import compact_json, loads_strict
@@ -33,11 +34,13 @@ from .relay_methods import V3, V4, ChatMethods
 log = logging.getLogger(__name__)
 
 
-class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
+class RelayConsumer(ChatMethods, SocketLimits, live.TokenBoundMixin, AsyncWebsocketConsumer):
     """One client socket. It lives on one chat token (TokenBoundMixin: closed on revocation
     in any process and at expiry), listens to the channel-layer group of each channel it
     subscribed to (v3) or can read (v4), and renders `chat.message` / `chat.member` events for
-    its protocol version. Channels serialises a consumer's frames and events, so no locking."""
+    its protocol version. Channels serialises a consumer's frames and events, so no locking.
+    SocketLimits: connects per address, a slot of the project's socket quota, requests per
+    socket."""
 
     # --- Lifecycle --------------------------------------------------------------------------
 
@@ -47,6 +50,8 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
         self._recheck_timer = None
         self._checked_at = 0.0
         await self.accept()
+        if not await self.limits_admit():
+            return
         loop = asyncio.get_running_loop()
         self._auth_timer = loop.call_later(
             chat_settings.AUTH_TIMEOUT_SECONDS,
@@ -104,6 +109,10 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
             return
         if not isinstance(params, dict):
             await self._refuse(rid, BadRequest("params must be an object.", code="invalid_params"))
+            return
+        limited = self.limits_frame("requests")
+        if limited is not None:
+            await self._refuse(rid, limited)
             return
         # The channel layer may have dropped a revocation; every request re-checks.
         if self.grant is not None and not await self._recheck():
@@ -178,6 +187,7 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
             message = "version.major must be 3 (chat) or 4 (Fabric)."
             raise BadRequest(message, code="invalid_params")
         grant = await self._grant_of(params)
+        await self.limits_acquire(project_id=grant.project.pk)
         self.grant, self.version = grant, major
         if self._auth_timer is not None:
             self._auth_timer.cancel()
@@ -196,7 +206,11 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
         token = auth.get("jwt_token") if isinstance(auth, dict) else None
         if not isinstance(token, str):
             raise BadRequest("authentication.jwt_token is required.", code="invalid_params")
-        return await database_sync_to_async(chat_grant)(token)
+        try:
+            return await database_sync_to_async(chat_grant)(token)
+        except ChatAuthError:
+            await self.limits_auth_failed()
+            raise
 
     async def _reauthenticate(self, params: dict) -> dict:
         """`signalwire.reauthenticate` (the v3 client's token refresh): the socket moves to a

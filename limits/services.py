@@ -1,0 +1,292 @@
+"""Rate checks and quotas: what the HTTP guard (limits.http), the sockets (limits.sockets)
+and the apps' services call.
+
+Rates: each check hits its counters in one round trip (limits.counters). When the counters
+cannot be reached the limits fail OPEN for callers that authenticate (their requests are
+served, uncounted) and CLOSED for failed authentication: an address that fails to
+authenticate during the outage is refused (429) by this process, before any credential is
+looked at, for the failed-authentication window or until the counters answer again.
+
+Quotas: counted in the database under a lock of the project's ProjectLimits row, so they hold
+across processes and concurrent requests.
+"""
+
+import datetime
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from . import counters, policy
+from .conf import limits_settings
+from .errors import QuotaExceeded, TooManyRequests
+from .models import LiveSocket, ProjectLimits
+from .rates import Rate, address_bucket, whole_seconds
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One counter's verdict after a hit: `per` says whose counter it is ("API key", …)."""
+
+    rate: Rate
+    count: int
+    reset: float
+    per: str
+
+    @property
+    def exceeded(self) -> bool:
+        return self.count > self.rate.limit
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.rate.limit - self.count)
+
+    @property
+    def retry_after(self) -> int:
+        return whole_seconds(self.reset or self.rate.period)
+
+    def headers(self) -> dict:
+        return {
+            "RateLimit-Limit": str(self.rate.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(whole_seconds(self.reset or self.rate.period)),
+        }
+
+
+def tightest(checks) -> Check | None:
+    """The check whose headers a response carries: the fewest requests left."""
+    return min(checks, key=lambda c: (c.remaining, -c.reset), default=None)
+
+
+def refusal(check: Check, what: str) -> TooManyRequests:
+    return TooManyRequests(
+        f"Too many requests: {what} is limited to {check.rate} per {check.per}. "
+        f"Retry after {check.retry_after} s.",
+        retry_after=check.retry_after,
+        headers=check.headers(),
+    )
+
+
+# --- Counting ------------------------------------------------------------------------------
+
+
+def _key(*parts) -> str:
+    return ":".join(str(part) for part in parts)
+
+
+def hit(*wanted: tuple[str, Rate | None, str, bool]) -> list[Check | None] | None:
+    """Hit (or, when the last member is False, only read) each (key, rate, per, count)
+    counter; a None rate is no limit and gives None. Returns None when the counters are
+    unavailable."""
+    items = [(key, rate.period if count else 0) for key, rate, _, count in wanted if rate]
+    if not items:
+        return [None] * len(wanted)
+    try:
+        counts = iter(counters.hit(items))
+    except counters.CountersUnavailable:
+        return None
+    out = []
+    for _, rate, per, _ in wanted:
+        if rate is None:
+            out.append(None)
+            continue
+        found = next(counts)
+        out.append(Check(rate=rate, count=found.value, reset=found.reset, per=per))
+    return out
+
+
+# --- Failed authentication, per address ----------------------------------------------------
+
+# Addresses that failed to authenticate while the counters were unavailable, refused by this
+# process until the monotonic time given.
+_blocked: dict[str, float] = {}
+_blocked_lock = threading.Lock()
+
+
+def _blocked_for(bucket: str) -> float:
+    until = _blocked.get(bucket, 0.0)
+    return max(0.0, until - time.monotonic())
+
+
+def _failed_auth_refusal(rate: Rate, reset: float, *, headers=True) -> TooManyRequests:
+    retry = whole_seconds(reset or rate.period)
+    check = Check(rate=rate, count=rate.limit, reset=reset or rate.period, per="address")
+    return TooManyRequests(
+        "Too many failed authentications from this address. "
+        f"Retry after {retry} s (at most {rate} are allowed).",
+        retry_after=retry,
+        headers=check.headers() if headers else None,
+    )
+
+
+def auth_failed(address: str | None) -> TooManyRequests | None:
+    """Count a failed authentication of `address`. Returns the refusal to answer instead
+    when the count cannot be kept (the limit fails closed), else None."""
+    rate = policy.failed_auth_rate() if policy.rate_limits_on() else None
+    if rate is None:
+        return None
+    bucket = address_bucket(address)
+    checks = hit((_key("fail", bucket), rate, "address", True))
+    if checks is not None:
+        return None
+    with _blocked_lock:
+        if len(_blocked) > 100_000:
+            _blocked.clear()
+        _blocked[bucket] = time.monotonic() + rate.period
+    return _failed_auth_refusal(rate, rate.period, headers=False)
+
+
+def admit(address: str | None, *, scope: str | None = None, connect: bool = False):
+    """Before any credential is looked at: (checks to report, refusal or None).
+
+    Refused when the address has used up its failed-authentication budget (or failed during
+    an outage of the counters); counts the address's request of `scope`, or its WebSocket
+    connect when `connect`."""
+    if not policy.rate_limits_on():
+        return [], None
+    bucket = address_bucket(address)
+    failed = policy.failed_auth_rate()
+    if connect:
+        rate, key, what = policy.connect_rate(), _key("connect", bucket), "Connecting"
+    else:
+        rate, key, what = policy.address_rate(scope), _key("addr", scope, bucket), None
+    checks = hit((_key("fail", bucket), failed, "address", False), (key, rate, "address", True))
+    if checks is None:
+        left = _blocked_for(bucket)
+        if failed is not None and left > 0:
+            return [], _failed_auth_refusal(failed, left, headers=False)
+        return [], None
+    fail_check, check = checks
+    if fail_check is not None and fail_check.count >= failed.limit:
+        return [], _failed_auth_refusal(failed, fail_check.reset)
+    if check is None:
+        return [], None
+    if check.exceeded:
+        return [check], refusal(check, what or policy.SCOPES[scope])
+    return [check], None
+
+
+def caller_hit(*, scope: str, caller: str, per: str, project_id) -> Check | None:
+    """Count an authenticated request of `scope` by `caller` (an API key's prefix, a chat
+    token's jti) of the project. None when not limited or the counters are unavailable."""
+    if not policy.rate_limits_on():
+        return None
+    rate = policy.key_rate(scope, project_id)
+    checks = hit((_key("caller", scope, caller), rate, per, True))
+    return None if checks is None else checks[0]
+
+
+# --- Frames of one socket (in this process: a socket lives in one) -------------------------
+
+
+class FrameWindow:
+    """Counts one socket's frames in fixed windows of its rate."""
+
+    def __init__(self, rate: Rate | None):
+        self.rate = rate
+        self._start = time.monotonic()
+        self._count = 0
+
+    def refusal(self, what: str) -> TooManyRequests | None:
+        """Count a frame; the refusal when it is over the rate."""
+        if self.rate is None or not policy.rate_limits_on():
+            return None
+        now = time.monotonic()
+        if now - self._start >= self.rate.period:
+            self._start, self._count = now, 0
+        self._count += 1
+        if self._count <= self.rate.limit:
+            return None
+        retry = whole_seconds(self.rate.period - (now - self._start))
+        return TooManyRequests(
+            f"Too many {what} on this socket: at most {self.rate}. Retry after {retry} s.",
+            retry_after=retry,
+        )
+
+
+# --- Quotas --------------------------------------------------------------------------------
+
+
+def _lock_project(project_id) -> None:
+    # The ProjectLimits row is locked only here, so concurrent quota checks of one project
+    # queue on it without blocking anything else of the project.
+    ProjectLimits.objects.select_for_update().get_or_create(project_id=project_id)
+
+
+def quota_reserve(*, project_id, quota: str, now=None) -> None:
+    """Inside the caller's transaction, which then creates the row that takes the slot:
+    raises QuotaExceeded when the project's `quota` (a counted one, policy.register_usage)
+    is in use already."""
+    limit = policy.quota(quota, project_id)
+    if limit is None:
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("quota_reserve must run inside the transaction that takes the slot")
+    _lock_project(project_id)
+    used = policy.usage_rows(quota, now or timezone.now()).filter(project_id=project_id).count()
+    if used >= limit:
+        raise QuotaExceeded(policy.QUOTAS[quota], limit)
+
+
+# --- Live sockets --------------------------------------------------------------------------
+
+# This server process, as its LiveSocket rows name it.
+PROCESS = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+SOCKET_QUOTAS = {"chat": "max_chat_sockets", "voice": "max_voice_sockets"}
+
+
+def _lease_end(now) -> datetime.datetime:
+    return now + datetime.timedelta(seconds=limits_settings.SOCKET_LEASE_SECONDS)
+
+
+@transaction.atomic
+def socket_slot_acquire(*, project_id, kind: str) -> LiveSocket:
+    """A slot of the project's concurrent-socket quota for a socket of `kind` ("chat",
+    "voice"), or QuotaExceeded."""
+    now = timezone.now()
+    quota_reserve(project_id=project_id, quota=SOCKET_QUOTAS[kind], now=now)
+    return LiveSocket.objects.create(
+        project_id=project_id,
+        kind=kind,
+        process=PROCESS,
+        opened_at=now,
+        lease_until=_lease_end(now),
+    )
+
+
+def socket_slot_release(slot_id) -> None:
+    LiveSocket.objects.filter(pk=slot_id).delete()
+
+
+def socket_slots_renew() -> int:
+    """Renew the lease of every slot this process holds; delete slots whose lease ran out
+    (their process died). Returns how many were renewed."""
+    now = timezone.now()
+    renewed = LiveSocket.objects.filter(process=PROCESS).update(lease_until=_lease_end(now))
+    LiveSocket.objects.filter(lease_until__lte=now).delete()
+    return renewed
+
+
+def _live_sockets(kind):
+    return lambda now: LiveSocket.objects.filter(kind=kind, lease_until__gt=now)
+
+
+policy.register_usage("max_chat_sockets", _live_sockets("chat"))
+policy.register_usage("max_voice_sockets", _live_sockets("voice"))
+
+
+def reset() -> None:
+    """Forget every counter, this process's blocks and its cache of projects' limits."""
+    counters.clear()
+    with _blocked_lock:
+        _blocked.clear()
+    policy.forget()
