@@ -278,7 +278,9 @@ ROOMKEY_LIMITS = {
     "MAX_CALL_SESSIONS": env.str("ROOMKEY_MAX_CALL_SESSIONS", default="1000"),
     "MAX_VOICE_SESSION_SECONDS": env.str("ROOMKEY_MAX_VOICE_SESSION_SECONDS", default="3600"),
     "SOCKET_LEASE_SECONDS": env.float("ROOMKEY_SOCKET_LEASE_SECONDS", default=90.0),
-    # Counters live in Redis (REDIS_URL) when it is set, else in Django's cache.
+    # Counters live in Redis (ROOMKEY_LIMITS_REDIS_URL, by default REDIS_URL) when it is set,
+    # else in Django's cache.
+    "REDIS_URL": env.str("ROOMKEY_LIMITS_REDIS_URL", default="") or None,
     "KEY_PREFIX": env.str("ROOMKEY_LIMITS_PREFIX", default="rk:limits:"),
 }
 
