@@ -11,15 +11,19 @@ request at most one timeout per interval per process. What a caller does then (f
 closed) is limits.services'.
 """
 
+import asyncio
+import hashlib
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.conf import settings
 
 from .conf import limits_settings
+from .resp import LoopConnection, RedisReplyError
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +32,7 @@ class CountersUnavailable(Exception):
     """The counters cannot be reached (Redis down, slow or refusing)."""
 
 
-@dataclass(frozen=True)
-class Count:
+class Count(NamedTuple):
     """A counter after a check: its value and the seconds left in its window (0: no window
     yet, for a counter read but never hit)."""
 
@@ -63,21 +66,40 @@ return out
 
 
 class RedisCounters:
+    """The counters in Redis. Each check takes an idle connection of its own (a small stack
+    under a lock) and speaks EVALSHA on it directly: redis-py's client layer (pool, retries,
+    metrics) would cost an issuance request more than the round trip itself."""
+
+    MAX_IDLE = 32
+
     def __init__(self, url: str, *, timeout: float, retry_after: float):
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
         self._redis = redis
-        self._client = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
+        self._url = url
+        self._timeout = timeout
+        client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
         )
-        self._script = self._client.register_script(_HIT_SCRIPT)
+        # Idle connections of each event loop (limits.asgi): they cannot cross loops.
+        self._loop_idle: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._client = client  # for clear()
+        self._pool = client.connection_pool
+        self._sha = hashlib.sha1(_HIT_SCRIPT.encode()).hexdigest()  # noqa: S324  (Redis' own name)
+        self._idle: list = []
+        self._lock = threading.Lock()
         self._retry_after = retry_after
         self._down_until = 0.0
+
+    def _run(self, conn, keys: list[str], args: list[int]):
+        try:
+            conn.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
+            return conn.read_response()
+        except self._redis.exceptions.NoScriptError:  # a restarted or flushed Redis
+            conn.send_command("EVAL", _HIT_SCRIPT, len(keys), *keys, *args)
+            return conn.read_response()
 
     def hit(self, items: Sequence[tuple[str, float]]) -> list[Count]:
         """`items`: (key, window seconds to count a hit in, or 0 to read only)."""
@@ -85,12 +107,57 @@ class RedisCounters:
             raise CountersUnavailable("Redis was unreachable a moment ago")
         keys = [key for key, _ in items]
         windows = [int(window * 1000) for _, window in items]
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._pool.make_connection()
         try:
-            flat = self._script(keys=keys, args=windows)
-        except self._redis.RedisError as exc:
+            flat = self._run(conn, keys, windows)
+        except Exception as exc:  # RedisError, OSError, a transport closed under us
+            conn.disconnect()
             self._down_until = time.monotonic() + self._retry_after
             log.warning("rate-limit counters unavailable: %s", exc)
             raise CountersUnavailable(str(exc)) from exc
+        with self._lock:
+            if len(self._idle) < self.MAX_IDLE:
+                self._idle.append(conn)
+                conn = None
+        if conn is not None:
+            conn.disconnect()
+        return [Count(int(flat[i]), flat[i + 1] / 1000) for i in range(0, len(flat), 2)]
+
+    async def hit_async(self, items: Sequence[tuple[str, float]]) -> list[Count]:
+        """`hit` on the running event loop, with connections of that loop (limits.resp)."""
+        if time.monotonic() < self._down_until:
+            raise CountersUnavailable("Redis was unreachable a moment ago")
+        keys = [key for key, _ in items]
+        windows = [int(window * 1000) for _, window in items]
+        idle = self._loop_idle.setdefault(asyncio.get_running_loop(), [])
+        conn = idle.pop() if idle else None
+        try:
+            async with asyncio.timeout(self._timeout):
+                if conn is None:
+                    conn = await LoopConnection.open(self._url)
+                try:
+                    flat = await conn.call("EVALSHA", self._sha, len(keys), *keys, *windows)
+                except RedisReplyError as exc:
+                    if not str(exc).startswith("NOSCRIPT"):
+                        raise
+                    flat = await conn.call("EVAL", _HIT_SCRIPT, len(keys), *keys, *windows)
+        except Exception as exc:  # refused, reset, timed out, an error reply
+            if conn is not None:
+                conn.close()
+            self._down_until = time.monotonic() + self._retry_after
+            log.warning("rate-limit counters unavailable: %s", exc)
+            raise CountersUnavailable(str(exc)) from exc
+        except BaseException:  # cancelled mid-reply: the connection's state is unknown
+            if conn is not None:
+                conn.close()
+            raise
+        if len(idle) < self.MAX_IDLE:
+            idle.append(conn)
+        else:
+            conn.close()
         return [Count(int(flat[i]), flat[i + 1] / 1000) for i in range(0, len(flat), 2)]
 
     def clear(self, prefix: str) -> None:
@@ -127,6 +194,9 @@ class CacheCounters:
             end = cache.get(key + ":end", now + window)
             counts.append(Count(value, max(0.0, end - now)))
         return counts
+
+    async def hit_async(self, items: Sequence[tuple[str, float]]) -> list[Count]:
+        return self.hit(items)
 
     def clear(self, prefix: str) -> None:
         from django.core.cache import cache
@@ -171,6 +241,12 @@ def hit(items: Sequence[tuple[str, float]]) -> list[Count]:
     CountersUnavailable."""
     prefix = limits_settings.KEY_PREFIX
     return backend().hit([(prefix + key, window) for key, window in items])
+
+
+async def hit_async(items: Sequence[tuple[str, float]]) -> list[Count]:
+    """`hit` from the event loop."""
+    prefix = limits_settings.KEY_PREFIX
+    return await backend().hit_async([(prefix + key, window) for key, window in items])
 
 
 def clear() -> None:

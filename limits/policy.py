@@ -4,6 +4,8 @@ edited in the admin, kept per process for PROJECT_CACHE_SECONDS)."""
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.core.signals import setting_changed
+
 from tokens.cache import TTLCache
 
 from .conf import DEFAULT_RATES, limits_settings
@@ -61,12 +63,56 @@ def counted_quotas() -> list[str]:
     return [name for name in QUOTAS if name in _usage]
 
 
+# --- The settings, read once per change ---------------------------------------------------
+
+
+class _Rates:
+    """The rates of the settings, parsed: read on every request, so made once per change."""
+
+    def __init__(self):
+        rates = {**DEFAULT_RATES, **limits_settings.RATES}
+        by_address = limits_settings.ADDRESS_RATES
+        self.on = bool(limits_settings.RATE_LIMITS)
+        self.key = {scope: parse_rate(rates.get(scope)) for scope in SCOPES}
+        self.address = {
+            scope: parse_rate(by_address[scope] if scope in by_address else rates.get(scope))
+            for scope in SCOPES
+        }
+        self.failed_auth = parse_rate(limits_settings.FAILED_AUTH_RATE)
+        self.connect = parse_rate(limits_settings.CONNECT_RATE)
+        self.frames = {
+            "chat": parse_rate(limits_settings.RELAY_REQUEST_RATE),
+            "voice": parse_rate(limits_settings.VOICE_FRAME_RATE),
+        }
+
+
+_rates: _Rates | None = None
+
+
+def _settings_rates() -> _Rates:
+    global _rates
+    if _rates is None:
+        _rates = _Rates()
+    return _rates
+
+
+def _settings_changed(*, setting, **kwargs):
+    global _rates
+    if setting == limits_settings._name:
+        _rates = None
+
+
+setting_changed.connect(_settings_changed, weak=False)
+
+
 # --- A project's own limits ----------------------------------------------------------------
 
 _overrides = TTLCache(lambda: limits_settings.PROJECT_CACHE_SECONDS)
+_RATE_FIELDS = {f"{scope}_rate" for scope in SCOPES} | {"relay_request_rate", "voice_frame_rate"}
 
 
 def _project_overrides(project_id) -> dict:
+    """The project's own limits that are set: rates parsed, quotas as they are."""
     if project_id is None:
         return {}
     found, values = _overrides.get(project_id)
@@ -75,15 +121,22 @@ def _project_overrides(project_id) -> dict:
     from .models import ProjectLimits
 
     rows = ProjectLimits.objects.filter(pk=project_id).values()
-    values = {k: v for k, v in (rows[0] if rows else {}).items() if v not in (None, "")}
+    values = {
+        name: parse_rate(value) if name in _RATE_FIELDS else value
+        for name, value in (rows[0] if rows else {}).items()
+        if value not in (None, "")
+    }
     _overrides.put(project_id, values)
     return values
 
 
 def forget(project_id=None) -> None:
-    """Drop what this process keeps of a project's limits (all projects' when None)."""
+    """Drop what this process keeps of a project's limits (all projects' when None), and the
+    parsed settings."""
+    global _rates
     if project_id is None:
         _overrides.clear()
+        _rates = None
     else:
         _overrides.forget(project_id)
 
@@ -92,40 +145,30 @@ def forget(project_id=None) -> None:
 
 
 def rate_limits_on() -> bool:
-    return bool(limits_settings.RATE_LIMITS)
+    return _settings_rates().on
 
 
 def key_rate(scope: str, project_id=None) -> Rate | None:
     """The rate of `scope` per API key (or chat token) of the project."""
-    override = _project_overrides(project_id).get(f"{scope}_rate")
-    if override:
-        return parse_rate(override)
-    return parse_rate({**DEFAULT_RATES, **limits_settings.RATES}.get(scope))
+    return _project_overrides(project_id).get(f"{scope}_rate") or _settings_rates().key[scope]
 
 
 def address_rate(scope: str) -> Rate | None:
-    rates = limits_settings.ADDRESS_RATES
-    if scope in rates:
-        return parse_rate(rates[scope])
-    return parse_rate({**DEFAULT_RATES, **limits_settings.RATES}.get(scope))
+    return _settings_rates().address[scope]
 
 
 def failed_auth_rate() -> Rate | None:
-    return parse_rate(limits_settings.FAILED_AUTH_RATE)
+    return _settings_rates().failed_auth
 
 
 def connect_rate() -> Rate | None:
-    return parse_rate(limits_settings.CONNECT_RATE)
+    return _settings_rates().connect
 
 
 def frame_rate(kind: str, project_id=None) -> Rate | None:
     """Requests per relay socket (`kind` "chat") or frames per voice socket ("voice")."""
-    field, setting = {
-        "chat": ("relay_request_rate", "RELAY_REQUEST_RATE"),
-        "voice": ("voice_frame_rate", "VOICE_FRAME_RATE"),
-    }[kind]
-    override = _project_overrides(project_id).get(field)
-    return parse_rate(override or getattr(limits_settings, setting))
+    field = {"chat": "relay_request_rate", "voice": "voice_frame_rate"}[kind]
+    return _project_overrides(project_id).get(field) or _settings_rates().frames[kind]
 
 
 # --- Quotas ------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ def whole_seconds(seconds: float) -> int:
     return max(1, math.ceil(seconds))
 
 
+@functools.lru_cache(maxsize=65536)
 def address_bucket(address: str | None) -> str:
     """What an address is counted as: itself for IPv4, its /64 for IPv6 (one subscriber
     holds a whole /64), "unknown" when the server reports no IP address."""

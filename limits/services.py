@@ -19,9 +19,13 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
+
+from tokens import crypto
+from tokens.cache import TTLCache
 
 from . import counters, policy
 from .conf import limits_settings
@@ -32,8 +36,7 @@ from .rates import Rate, address_bucket, whole_seconds
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
     """One counter's verdict after a hit: `per` says whose counter it is ("API key", …)."""
 
     rate: Rate
@@ -82,25 +85,46 @@ def _key(*parts) -> str:
     return ":".join(str(part) for part in parts)
 
 
-def hit(*wanted: tuple[str, Rate | None, str, bool]) -> list[Check | None] | None:
-    """Hit (or, when the last member is False, only read) each (key, rate, per, count)
-    counter; a None rate is no limit and gives None. Returns None when the counters are
-    unavailable."""
-    items = [(key, rate.period if count else 0) for key, rate, _, count in wanted if rate]
-    if not items:
-        return [None] * len(wanted)
+class Counting:
+    """Counters to hit (or, when the last member is False, only read), as (key, rate, per,
+    count); a None rate is no limit. `items` are what limits.counters is given; `checks`
+    reads its answer back (None when the counters were unavailable)."""
+
+    def __init__(self, wanted: list[tuple[str, Rate | None, str, bool]]):
+        self.wanted = wanted
+        self.items = [(key, rate.period if count else 0) for key, rate, _, count in wanted if rate]
+
+    def checks(self, counts) -> list[Check | None] | None:
+        if counts is None:
+            return None
+        counts = iter(counts)
+        return [
+            None if rate is None else Check(rate, *next(counts), per)
+            for _, rate, per, _ in self.wanted
+        ]
+
+
+def _counted(counting: Counting) -> list[Check | None] | None:
+    if not counting.items:
+        return counting.checks([])
     try:
-        counts = iter(counters.hit(items))
+        return counting.checks(counters.hit(counting.items))
     except counters.CountersUnavailable:
         return None
-    out = []
-    for _, rate, per, _ in wanted:
-        if rate is None:
-            out.append(None)
-            continue
-        found = next(counts)
-        out.append(Check(rate=rate, count=found.value, reset=found.reset, per=per))
-    return out
+
+
+async def _counted_async(counting: Counting) -> list[Check | None] | None:
+    if not counting.items:
+        return counting.checks([])
+    try:
+        return counting.checks(await counters.hit_async(counting.items))
+    except counters.CountersUnavailable:
+        return None
+
+
+def hit(*wanted: tuple[str, Rate | None, str, bool]) -> list[Check | None] | None:
+    """The checks of these counters (see Counting), or None when they are unavailable."""
+    return _counted(Counting(list(wanted)))
 
 
 # --- Failed authentication, per address ----------------------------------------------------
@@ -144,43 +168,107 @@ def auth_failed(address: str | None) -> TooManyRequests | None:
     return _failed_auth_refusal(rate, rate.period, headers=False)
 
 
-def admit(address: str | None, *, scope: str | None = None, connect: bool = False):
-    """Before any credential is looked at: (checks to report, refusal or None).
+@dataclass(frozen=True)
+class Admission:
+    """What was counted before authentication: the address's check (for the headers), the
+    refusal to answer instead (or None), and the presented credential's digest with its
+    check, counted at the rate its project was last seen with here (the settings' until then)."""
 
-    Refused when the address has used up its failed-authentication budget (or failed during
-    an outage of the counters); counts the address's request of `scope`, or its WebSocket
-    connect when `connect`."""
+    checks: tuple = ()
+    refusal: TooManyRequests | None = None
+    digest: str | None = None
+    credential: Check | None = None
+
+
+def _credential_key(scope: str, rate: Rate, digest: str) -> str:
+    # The period is part of the name: a project's own rate may have another window.
+    return _key("cred", scope, rate.period, digest)
+
+
+# Per credential digest and scope: the rate its project had when last seen in this process.
+_credential_rates = TTLCache(lambda: limits_settings.PROJECT_CACHE_SECONDS)
+
+
+class _Admitting:
+    """What `admit` counts, and the Admission its counts make."""
+
+    def __init__(self, address, *, scope, connect, credential):
+        self.bucket = bucket = address_bucket(address)
+        self.failed = policy.failed_auth_rate()
+        if connect:
+            rate, key, self.what = policy.connect_rate(), _key("connect", bucket), "Connecting"
+        else:
+            rate, key, self.what = policy.address_rate(scope), _key("addr", scope, bucket), None
+        self.scope = scope
+        wanted = [(_key("fail", bucket), self.failed, "address", False)]
+        wanted.append((key, rate, "address", True))
+        self.digest = None
+        if credential and scope is not None:
+            self.digest = crypto.sha256_hex(credential.encode("utf-8", "surrogatepass"))[:32]
+            found, guess = _credential_rates.get((self.digest, scope))
+            guess = guess if found else policy.key_rate(scope)
+            if guess is not None:
+                wanted.append((_credential_key(scope, guess, self.digest), guess, "", True))
+        self.counting = Counting(wanted)
+
+    def admission(self, checks) -> Admission:
+        failed = self.failed
+        if checks is None:
+            left = _blocked_for(self.bucket)
+            if failed is not None and left > 0:
+                return Admission(refusal=_failed_auth_refusal(failed, left, headers=False))
+            return Admission(digest=self.digest)
+        fail_check, check, *counted = checks
+        if fail_check is not None and fail_check.count >= failed.limit:
+            return Admission(refusal=_failed_auth_refusal(failed, fail_check.reset))
+        reported = () if check is None else (check,)
+        if check is not None and check.exceeded:
+            return Admission(reported, refusal(check, self.what or policy.SCOPES[self.scope]))
+        return Admission(reported, digest=self.digest, credential=counted[0] if counted else None)
+
+
+def admit(
+    address: str | None,
+    *,
+    scope: str | None = None,
+    connect: bool = False,
+    credential: str | None = None,
+) -> Admission:
+    """Before any credential is looked at, in one round trip: refused when the address has
+    used up its failed-authentication budget (or failed during an outage of the counters);
+    else counts the address's request of `scope` (its WebSocket connect when `connect`) and
+    the presented `credential`'s (kept as a digest: a counter only the holder of the
+    credential can make grow, whether or not it authenticates)."""
     if not policy.rate_limits_on():
-        return [], None
-    bucket = address_bucket(address)
-    failed = policy.failed_auth_rate()
-    if connect:
-        rate, key, what = policy.connect_rate(), _key("connect", bucket), "Connecting"
-    else:
-        rate, key, what = policy.address_rate(scope), _key("addr", scope, bucket), None
-    checks = hit((_key("fail", bucket), failed, "address", False), (key, rate, "address", True))
-    if checks is None:
-        left = _blocked_for(bucket)
-        if failed is not None and left > 0:
-            return [], _failed_auth_refusal(failed, left, headers=False)
-        return [], None
-    fail_check, check = checks
-    if fail_check is not None and fail_check.count >= failed.limit:
-        return [], _failed_auth_refusal(failed, fail_check.reset)
-    if check is None:
-        return [], None
-    if check.exceeded:
-        return [check], refusal(check, what or policy.SCOPES[scope])
-    return [check], None
+        return Admission()
+    admitting = _Admitting(address, scope=scope, connect=connect, credential=credential)
+    return admitting.admission(_counted(admitting.counting))
 
 
-def caller_hit(*, scope: str, caller: str, per: str, project_id) -> Check | None:
-    """Count an authenticated request of `scope` by `caller` (an API key's prefix, a chat
-    token's jti) of the project. None when not limited or the counters are unavailable."""
+async def admit_async(
+    address: str | None, *, scope: str, credential: str | None = None
+) -> Admission:
+    """`admit` on the event loop (limits.asgi), waiting for Redis without a thread."""
     if not policy.rate_limits_on():
+        return Admission()
+    admitting = _Admitting(address, scope=scope, connect=False, credential=credential)
+    return admitting.admission(await _counted_async(admitting.counting))
+
+
+def credential_check(admission: Admission, *, scope: str, per: str, project_id) -> Check | None:
+    """Once the credential authenticated: its check at its project's rate of `scope`
+    (`per` names it in a 429: "API key", "token"). Counted before authentication already,
+    unless its project's rate has another window (a second round trip, then remembered)."""
+    if admission.digest is None or not policy.rate_limits_on():
         return None
     rate = policy.key_rate(scope, project_id)
-    checks = hit((_key("caller", scope, caller), rate, per, True))
+    _credential_rates.put((admission.digest, scope), rate)
+    if rate is None:
+        return None
+    counted = admission.credential
+    if counted is not None and counted.rate.period == rate.period:
+        return counted._replace(rate=rate, per=per)
+    checks = hit((_credential_key(scope, rate, admission.digest), rate, per, True))
     return None if checks is None else checks[0]
 
 
@@ -289,4 +377,5 @@ def reset() -> None:
     counters.clear()
     with _blocked_lock:
         _blocked.clear()
+    _credential_rates.clear()
     policy.forget()

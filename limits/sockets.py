@@ -62,8 +62,8 @@ class SocketLimits:
         return client[0] if client else None
 
     async def limits_admit(self) -> bool:
-        _, refused = await _in_thread(services.admit)(self._limits_address(), connect=True)
-        if refused is None:
+        admission = await _in_thread(services.admit)(self._limits_address(), connect=True)
+        if admission.refusal is None:
             return True
         await self.close(code=CLOSE_RATE_LIMITED, reason="rate limited")
         return False

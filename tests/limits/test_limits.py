@@ -140,6 +140,16 @@ def test_a_projects_own_rate_applies_as_soon_as_it_is_saved(small, api, project)
     assert api.get("/api/v1/addresses")["RateLimit-Limit"] == "10"
 
 
+def test_a_projects_own_rate_with_another_window_is_counted_in_it(small, api, project):
+    ProjectLimits.objects.filter(project=project).update(chat_rate="3/hour")
+    policy.forget(project.pk)
+    answers = [api.get("/api/v1/addresses") for _ in range(3)]
+    assert [a["RateLimit-Remaining"] for a in answers] == ["2", "1", "0"]
+    assert 3500 < int(answers[-1]["RateLimit-Reset"]) <= 3600
+    refused = api.get("/api/v1/addresses")
+    assert refused.status_code == 429 and "3 per hour per API key" in refused.json()["detail"]
+
+
 def test_every_project_has_its_limits_row(project, other_project_and_key):
     assert (
         ProjectLimits.objects.filter(project__in=[project, other_project_and_key[0]]).count() == 2
@@ -284,3 +294,34 @@ def test_settings_changes_apply_at_once(settings):
     assert policy.key_rate("issue") == Rate(3000, 60)
     settings.ROOMKEY_LIMITS = {}
     assert policy.quota("max_voice_session_seconds") == 3600
+
+
+# --- The event loop's Redis replies (limits.resp) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "reply", "used"),
+    [
+        (b"+OK\r\n", "OK", 5),
+        (b":42\r\n", 42, 5),
+        (b"*4\r\n:1\r\n:60000\r\n:0\r\n:0\r\n", [1, 60000, 0, 0], 27),
+        (b"*2\r\n:1\r\n:6", None, 0),  # a reply still arriving
+        (b"*2\r\n:1\r", None, 0),
+        (b"+O", None, 0),
+        (b":7\r\n+OK\r\n", 7, 4),  # what follows is the next reply's
+    ],
+)
+def test_replies_are_read_whole_or_not_at_all(data, reply, used):
+    from limits.resp import _parse
+
+    assert _parse(bytearray(data)) == (reply, used)
+
+
+@pytest.mark.parametrize(
+    "data", [b"-NOSCRIPT No matching script\r\n", b"$3\r\nabc\r\n", b"*1\r\n$1\r\n"]
+)
+def test_an_error_or_an_unexpected_reply_is_an_error(data):
+    from limits.resp import RedisReplyError, _parse
+
+    with pytest.raises(RedisReplyError):
+        _parse(bytearray(data))
