@@ -304,7 +304,7 @@ def test_settings_changes_apply_at_once(settings):
     [
         (b"+OK\r\n", "OK", 5),
         (b":42\r\n", 42, 5),
-        (b"*4\r\n:1\r\n:60000\r\n:0\r\n:0\r\n", [1, 60000, 0, 0], 27),
+        (b"*4\r\n:1\r\n:60000\r\n:0\r\n:0\r\n", [1, 60000, 0, 0], 24),
         (b"*2\r\n:1\r\n:6", None, 0),  # a reply still arriving
         (b"*2\r\n:1\r", None, 0),
         (b"+O", None, 0),
