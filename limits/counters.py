@@ -20,7 +20,10 @@ import weakref
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
 
 from .conf import limits_settings
 from .resp import LoopConnection, RedisReplyError
@@ -196,7 +199,8 @@ class CacheCounters:
         return counts
 
     async def hit_async(self, items: Sequence[tuple[str, float]]) -> list[Count]:
-        return self.hit(items)
+        # A shared cache is a network round trip: off the event loop.
+        return await sync_to_async(self.hit, thread_sensitive=False)(items)
 
     def clear(self, prefix: str) -> None:
         from django.core.cache import cache
@@ -204,8 +208,45 @@ class CacheCounters:
         cache.clear()
 
 
+class LocalCounters:
+    """Counters in this process's memory, when Django's cache is too (the in-memory default:
+    the same counts, without pickling every value through the cache's API)."""
+
+    MAX_KEYS = 100_000
+
+    def __init__(self):
+        self._values: dict[str, list] = {}  # key -> [value, monotonic end of window]
+        self._lock = threading.Lock()
+
+    def hit(self, items: Sequence[tuple[str, float]]) -> list[Count]:
+        now = time.monotonic()
+        counts = []
+        with self._lock:
+            for key, window in items:
+                entry = self._values.get(key)
+                if entry is not None and entry[1] <= now:
+                    entry = None
+                if window <= 0:
+                    counts.append(Count(entry[0], entry[1] - now) if entry else Count(0, 0.0))
+                    continue
+                if entry is None:
+                    if len(self._values) >= self.MAX_KEYS:
+                        self._values = {k: e for k, e in self._values.items() if e[1] > now}
+                    entry = self._values[key] = [0, now + window]
+                entry[0] += 1
+                counts.append(Count(entry[0], entry[1] - now))
+        return counts
+
+    async def hit_async(self, items: Sequence[tuple[str, float]]) -> list[Count]:
+        return self.hit(items)
+
+    def clear(self, prefix: str) -> None:
+        with self._lock:
+            self._values.clear()
+
+
 _lock = threading.Lock()
-_backend: tuple[tuple, RedisCounters | CacheCounters] | None = None
+_backend: tuple[tuple, RedisCounters | LocalCounters | CacheCounters] | None = None
 
 
 def redis_url() -> str:
@@ -213,25 +254,27 @@ def redis_url() -> str:
     return configured if configured is not None else getattr(settings, "REDIS_URL", "")
 
 
-def backend() -> RedisCounters | CacheCounters:
+def backend() -> RedisCounters | LocalCounters | CacheCounters:
     """The counters of the current settings (made again when they change)."""
     global _backend
     config = (
         redis_url(),
         limits_settings.REDIS_TIMEOUT_SECONDS,
         limits_settings.REDIS_RETRY_SECONDS,
+        type(caches["default"]),
     )
     current = _backend
     if current is not None and current[0] == config:
         return current[1]
     with _lock:
         if _backend is None or _backend[0] != config:
-            url, timeout, retry_after = config
-            counters = (
-                RedisCounters(url, timeout=timeout, retry_after=retry_after)
-                if url
-                else CacheCounters()
-            )
+            url, timeout, retry_after, _ = config
+            if url:
+                counters = RedisCounters(url, timeout=timeout, retry_after=retry_after)
+            elif issubclass(config[3], LocMemCache):
+                counters = LocalCounters()
+            else:
+                counters = CacheCounters()
             _backend = (config, counters)
         return _backend[1]
 

@@ -246,12 +246,17 @@ def admit(
 
 
 async def admit_async(
-    address: str | None, *, scope: str, credential: str | None = None
+    address: str | None,
+    *,
+    scope: str | None = None,
+    connect: bool = False,
+    credential: str | None = None,
 ) -> Admission:
-    """`admit` on the event loop (limits.asgi), waiting for Redis without a thread."""
+    """`admit` on the event loop (limits.asgi, the sockets), waiting for Redis without a
+    thread."""
     if not policy.rate_limits_on():
         return Admission()
-    admitting = _Admitting(address, scope=scope, connect=False, credential=credential)
+    admitting = _Admitting(address, scope=scope, connect=connect, credential=credential)
     return admitting.admission(await _counted_async(admitting.counting))
 
 

@@ -62,7 +62,7 @@ class SocketLimits:
         return client[0] if client else None
 
     async def limits_admit(self) -> bool:
-        admission = await _in_thread(services.admit)(self._limits_address(), connect=True)
+        admission = await services.admit_async(self._limits_address(), connect=True)
         if admission.refusal is None:
             return True
         await self.close(code=CLOSE_RATE_LIMITED, reason="rate limited")

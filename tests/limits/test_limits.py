@@ -71,7 +71,25 @@ def test_an_ipv6_client_is_counted_by_its_64(address, bucket):
     assert address_bucket(address) == bucket
 
 
-def test_a_counter_window_starts_at_its_first_hit_and_ends_after_its_period():
+@pytest.fixture(params=["configured", "shared cache"])
+def counter_backend(request, settings, tmp_path):
+    """The counters of the settings (in memory, or Redis with REDIS_URL), and those of a
+    cache shared by processes (here a file-based one) when there is no Redis."""
+    if request.param == "shared cache":
+        settings.ROOMKEY_LIMITS = {**settings.ROOMKEY_LIMITS, "REDIS_URL": ""}
+        settings.REDIS_URL = ""
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                "LOCATION": str(tmp_path),
+            }
+        }
+        assert isinstance(counters.backend(), counters.CacheCounters)
+    counters.clear()
+    return counters.backend()
+
+
+def test_a_counter_window_starts_at_its_first_hit_and_ends_after_its_period(counter_backend):
     first = counters.hit([("t:window", 60), ("t:window", 60), ("t:other", 0)])
     assert [c.value for c in first] == [1, 2, 0]
     assert 59 < first[1].reset <= 60 and first[2].reset == 0
