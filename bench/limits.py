@@ -12,8 +12,9 @@ both; the ratio of the totals is printed too).
 
 Backends: SQLite with the in-memory cache (the embedded default: counters in the server's
 memory) and PostgreSQL with Redis (production: one Lua round trip per check), per
-BENCH_BACKENDS as bench/chat_tokens.py, Redis at BENCH_REDIS_URL (redis://127.0.0.1:6379/0);
-without Redis the PostgreSQL run counts in the cache and says so.
+BENCH_BACKENDS as bench/chat_tokens.py, Redis as bench/chat_history.py (BENCH_REDIS_URL, else
+REDIS_URL, else redis://127.0.0.1:6379/0; keys prefixed per run); without Redis the PostgreSQL
+run counts in memory and says so.
 
     make bench                                  # all benchmarks
     .venv/bin/python -m bench.limits            # this one, about a minute per backend
@@ -26,7 +27,6 @@ failed, 2 when a server could not be set up.
 """
 
 import os
-import secrets
 import statistics
 import sys
 import time
@@ -34,6 +34,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.chat_history import REDIS_URL, bench_env, redis_ping
 from bench.chat_tokens import (
     CONCURRENCY,
     ISSUE_BODY,
@@ -58,18 +59,8 @@ from bench.chat_tokens import (
 RESULTS = Path(__file__).resolve().parent / "last-limits.json"
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "2400"))
 ROUNDS = max(2, int(os.environ.get("BENCH_ROUNDS", "12")))
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 TARGET = 1.05  # server CPU per request, limits on / off
 PATH = "/api/chat/tokens"
-
-
-def redis_reachable(url: str) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=3).ping())
-    except redis.RedisError:
-        return False
 
 
 async def drive(servers: dict, api_key: str):
@@ -113,20 +104,13 @@ async def drive(servers: dict, api_key: str):
 
 
 def bench_backend(label: str, database_url: str, workdir: Path) -> dict:
-    env = server_env(database_url)
-    counters = "the in-memory cache"
+    env, counters = server_env(database_url), "the in-memory cache"
     if label == "postgresql":
-        if redis_reachable(REDIS_URL):
-            run = secrets.token_hex(4)
-            env.update(
-                REDIS_URL=REDIS_URL,
-                ROOMKEY_CHANNEL_PREFIX=f"rk-bench-{run}",
-                ROOMKEY_CACHE_PREFIX=f"rk-bench-{run}",
-                ROOMKEY_LIMITS_PREFIX=f"rk-bench-{run}:limits:",
-            )
-            counters = f"Redis ({REDIS_URL})"
-        else:
-            counters = f"the in-memory cache (Redis not reachable at {REDIS_URL})"
+        try:
+            redis_ping(REDIS_URL)
+            env, counters = bench_env(database_url), f"Redis ({REDIS_URL})"
+        except ConnectionError as exc:
+            counters = f"the in-memory cache ({exc})"
     manage(env, "migrate", "--noinput")
     api_key = create_project(env)["api_key"]
     envs = {"limits on": {**env, "ROOMKEY_RATE_LIMITS": "true"}}

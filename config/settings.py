@@ -256,17 +256,9 @@ ROOMKEY_AGENTS = {
 ROOMKEY_LIMITS = {
     "RATE_LIMITS": env.bool("ROOMKEY_RATE_LIMITS", default=True),
     # Per API key (per chat token on the Fabric paths) and, separately, per client address,
-    # for each scope: issue, validate, introspect, revoke, chat, api. The variables override
-    # some scopes: ROOMKEY_RATES="issue=600/min,chat=100/10s".
-    "RATES": {
-        "issue": "3000/min",
-        "validate": "6000/min",
-        "introspect": "3000/min",
-        "revoke": "1200/min",
-        "chat": "3000/min",
-        "api": "3000/min",
-        **env.dict("ROOMKEY_RATES", default={}),
-    },
+    # for the scopes given (issue, validate, introspect, revoke, chat, api; the others keep
+    # their defaults, limits.conf.DEFAULT_RATES): ROOMKEY_RATES="issue=600/min,chat=100/10s".
+    "RATES": env.dict("ROOMKEY_RATES", default={}),
     "ADDRESS_RATES": env.dict("ROOMKEY_ADDRESS_RATES", default={}),
     "FAILED_AUTH_RATE": env.str("ROOMKEY_FAILED_AUTH_RATE", default="60/min"),
     "CONNECT_RATE": env.str("ROOMKEY_CONNECT_RATE", default="600/min"),

@@ -9,24 +9,15 @@ import time
 
 import httpx
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from limits.errors import CLOSE_QUOTA, CLOSE_RATE_LIMITED, CLOSE_SESSION_LENGTH
+from tests.agents.test_voice_socket import close_code
 from tests.chat.relay_client import Relay
 from tests.limits.served import new_address
 from tests.servers import ROOT, free_port, uvicorn_command
 from tokens import live
 
 RELAY = "/api/relay/ws"
-
-
-async def close_code(ws, within=2.0) -> int | None:
-    try:
-        async with asyncio.timeout(within):
-            while True:
-                await ws.recv()
-    except ConnectionClosed as exc:
-        return exc.rcvd.code if exc.rcvd else None
 
 
 async def connect_relay(limited, address, token, *, server=0):
@@ -56,13 +47,13 @@ async def test_connects_are_limited_per_address_on_every_socket(limited):
     address = new_address()
     first = await limited.ws(RELAY, address, server=0)
     voice = await limited.ws("/v1/connection", address, server=1)
-    assert await close_code(voice) == live.CLOSE_BAD_REQUEST  # admitted, then no token
+    assert await close_code(voice, within=2) == live.CLOSE_BAD_REQUEST  # admitted, then no token
     third = await limited.ws(RELAY, address, server=0)
     for server in (0, 1):
         refused = await limited.ws(RELAY, address, server=server)
-        assert await close_code(refused) == CLOSE_RATE_LIMITED
+        assert await close_code(refused, within=2) == CLOSE_RATE_LIMITED
     refused = await limited.ws("/v1/connection?token=x", address, server=1)
-    assert await close_code(refused) == CLOSE_RATE_LIMITED
+    assert await close_code(refused, within=2) == CLOSE_RATE_LIMITED
     # The sockets admitted are open (the relay waits for signalwire.connect).
     await first.send(json.dumps({"jsonrpc": "2.0", "id": "1", "method": "signalwire.ping"}))
     assert "result" in json.loads(await first.recv())
@@ -116,7 +107,7 @@ async def test_failed_socket_authentications_count_against_the_address(limited):
     for server in (0, 1, 0):
         relay, answer = await connect_relay(limited, address, "not-a-token", server=server)
         assert answer["error"]["code"] == -32002
-        assert await close_code(relay.ws) == live.CLOSE_INVALID_TOKEN
+        assert await close_code(relay.ws, within=2) == live.CLOSE_INVALID_TOKEN
     # Over the budget: HTTP from the address is refused before its key is looked up.
     refused = limited.http(address, key=limited.key(), server=1).get("/api/v1/addresses")
     assert refused.status_code == 429
@@ -129,9 +120,9 @@ async def test_failed_http_authentications_close_socket_handshakes(limited):
         if client.get("/api/v1/addresses").status_code != 401:
             break
     voice = await limited.ws("/v1/connection?token=x", address, server=1)
-    assert await close_code(voice) == CLOSE_RATE_LIMITED
+    assert await close_code(voice, within=2) == CLOSE_RATE_LIMITED
     relay = await limited.ws(RELAY, address, server=0)
-    assert await close_code(relay) == CLOSE_RATE_LIMITED
+    assert await close_code(relay, within=2) == CLOSE_RATE_LIMITED
 
 
 async def test_chat_socket_quota_across_processes(limited):
@@ -147,7 +138,7 @@ async def test_chat_socket_quota_across_processes(limited):
         assert answer["error"]["message"] == (
             "Quota reached: this project may have at most 2 chat sockets open at once."
         )
-        assert await close_code(three.ws) == CLOSE_QUOTA
+        assert await close_code(three.ws, within=2) == CLOSE_QUOTA
     # Another project is not concerned.
     other, answer = await connect_relay(limited, new_address(), mint(limited, limited.key()))
     assert "result" in answer
@@ -166,7 +157,7 @@ async def test_voice_socket_quota(limited):
     async with limited.ws(f"/v1/connection?token={first}", new_address(), server=0) as ws:
         assert json.loads(await ws.recv())["type"] == "session.started"
         refused = await limited.ws(f"/v1/connection?token={second}", new_address(), server=1)
-        assert await close_code(refused) == CLOSE_QUOTA
+        assert await close_code(refused, within=2) == CLOSE_QUOTA
     await asyncio.sleep(0.3)
     # The refused session was not used up: it connects once the first has closed.
     async with limited.ws(f"/v1/connection?token={second}", new_address(), server=1) as ws:
