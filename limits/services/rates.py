@@ -1,37 +1,26 @@
-"""Rate checks and quotas: what the HTTP guard (limits.http), the sockets (limits.sockets)
-and the apps' services call.
+"""Rate checks: what the HTTP guard (limits.http), the ASGI pre-check (limits.asgi) and the
+sockets (limits.sockets) count.
 
-Rates: each check hits its counters in one round trip (limits.counters). When the counters
-cannot be reached the limits fail OPEN for callers that authenticate (their requests are
-served, uncounted) and CLOSED for failed authentication: an address that fails to
-authenticate during the outage is refused (429) by this process, before any credential is
-looked at, for the failed-authentication window or until the counters answer again.
-
-Quotas: counted in the database under a lock of the project's ProjectLimits row, so they hold
-across processes and concurrent requests.
+Each check hits its counters in one round trip (limits.counters). When the counters cannot be
+reached the limits fail OPEN for callers that authenticate (their requests are served,
+uncounted) and CLOSED for failed authentication: an address that fails to authenticate during
+the outage is refused (429) by this process, before any credential is looked at, for the
+failed-authentication window or until the counters answer again.
 """
 
-import datetime
 import logging
-import os
-import secrets
-import socket
 import threading
 import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from django.db import connection, transaction
-from django.utils import timezone
-
 from tokens import crypto
 from tokens.cache import TTLCache
 
-from . import counters, policy
-from .conf import limits_settings
-from .errors import QuotaExceeded, TooManyRequests
-from .models import LiveSocket, ProjectLimits
-from .rates import Rate, address_bucket, whole_seconds
+from .. import counters, policy
+from ..conf import limits_settings
+from ..errors import TooManyRequests
+from ..rates import Rate, address_bucket, whole_seconds
 
 log = logging.getLogger(__name__)
 
@@ -303,78 +292,6 @@ class FrameWindow:
             f"Too many {what} on this socket: at most {self.rate}. Retry after {retry} s.",
             retry_after=retry,
         )
-
-
-# --- Quotas --------------------------------------------------------------------------------
-
-
-def _lock_project(project_id) -> None:
-    # The ProjectLimits row is locked only here, so concurrent quota checks of one project
-    # queue on it without blocking anything else of the project.
-    ProjectLimits.objects.select_for_update().get_or_create(project_id=project_id)
-
-
-def quota_reserve(*, project_id, quota: str, now=None) -> None:
-    """Inside the caller's transaction, which then creates the row that takes the slot:
-    raises QuotaExceeded when the project's `quota` (a counted one, policy.register_usage)
-    is in use already."""
-    limit = policy.quota(quota, project_id)
-    if limit is None:
-        return
-    if not connection.in_atomic_block:
-        raise RuntimeError("quota_reserve must run inside the transaction that takes the slot")
-    _lock_project(project_id)
-    used = policy.usage_rows(quota, now or timezone.now()).filter(project_id=project_id).count()
-    if used >= limit:
-        raise QuotaExceeded(policy.QUOTAS[quota], limit)
-
-
-# --- Live sockets --------------------------------------------------------------------------
-
-# This server process, as its LiveSocket rows name it.
-PROCESS = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
-
-SOCKET_QUOTAS = {"chat": "max_chat_sockets", "voice": "max_voice_sockets"}
-
-
-def _lease_end(now) -> datetime.datetime:
-    return now + datetime.timedelta(seconds=limits_settings.SOCKET_LEASE_SECONDS)
-
-
-@transaction.atomic
-def socket_slot_acquire(*, project_id, kind: str) -> LiveSocket:
-    """A slot of the project's concurrent-socket quota for a socket of `kind` ("chat",
-    "voice"), or QuotaExceeded."""
-    now = timezone.now()
-    quota_reserve(project_id=project_id, quota=SOCKET_QUOTAS[kind], now=now)
-    return LiveSocket.objects.create(
-        project_id=project_id,
-        kind=kind,
-        process=PROCESS,
-        opened_at=now,
-        lease_until=_lease_end(now),
-    )
-
-
-def socket_slot_release(slot_id) -> None:
-    LiveSocket.objects.filter(pk=slot_id).delete()
-
-
-def socket_slots_renew() -> int:
-    """Renew the lease of every slot this process holds; delete slots whose lease ran out
-    (their process died). Returns how many were renewed."""
-    now = timezone.now()
-    renewed = LiveSocket.objects.filter(process=PROCESS).update(lease_until=_lease_end(now))
-    LiveSocket.objects.filter(lease_until__lte=now).delete()
-    return renewed
-
-
-def _live_sockets(kind):
-    return lambda now: LiveSocket.objects.filter(kind=kind, lease_until__gt=now)
-
-
-policy.register_usage("max_chat_sockets", _live_sockets("chat"))
-policy.register_usage("max_voice_sockets", _live_sockets("voice"))
 
 
 def reset() -> None:
