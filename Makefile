@@ -62,6 +62,7 @@ bench: install-dev
 	$(BIN)/python -m bench.tool_tokens
 	$(BIN)/python -m bench.voice_tokens
 	$(BIN)/python -m bench.chat_history
+	$(BIN)/python -m bench.limits
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .dev-secret-key

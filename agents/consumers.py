@@ -1,14 +1,18 @@
 """The voice-session WebSocket, `/v1/connection?token=<voice-session token>`.
 
 The socket is accepted, then closed at once with a close code from tokens.live when the token
-is missing (4000), invalid in any way — malformed, badly signed, of another kind such as a chat
-or LiveKit token, unknown, or of a session that no longer exists (4001) —, revoked (4003),
-expired (4004), or when its session is already connected or ended (4005). While open it closes
+is missing (4000), or cannot open a session in any way — malformed, badly signed, of another
+kind such as a chat or LiveKit token, unknown, expired, revoked, or of a session already
+connected or ended: one answer, 4001 "invalid token", the reason in the log. While open it closes
 with 4003 when the token is revoked, 4004 at the token's expiry, 4005 when the session is ended
 (admin "End session"), 1009 for a frame over VOICE_FRAME_MAX_BYTES, 1013 when the channel layer
 (Redis) is unavailable and 1011 on a server error (tokens.live); then the session ends too,
 unless the socket never connected it. Malformed frames get an `{"type": "error"}` event and the
 socket stays open.
+
+SocketLimits (limits.sockets): connects and failed authentications per address (4290), the
+project's quota of voice sockets (4291) and longest session (4292), frames per socket (an
+error event).
 """
 
 import json
@@ -18,6 +22,8 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from limits.errors import QuotaExceeded
+from limits.sockets import SocketLimits
 from tokens import live
 from tokens import services as token_services
 from tokens.inputs import is_storable_text
@@ -28,14 +34,17 @@ from .conf import agents_settings
 log = logging.getLogger(__name__)
 
 
-class VoiceSessionConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
+class VoiceSessionConsumer(SocketLimits, live.TokenBoundMixin, AsyncWebsocketConsumer):
     session = None
     _closing = False
+    limits_kind = "voice"
 
     # --- Opening ----------------------------------------------------------------------------
 
     async def connect(self):
         await self.accept()
+        if not await self.limits_admit():
+            return
         token = self._token_parameter()
         if token is None:
             return await self._refuse(live.CLOSE_BAD_REQUEST, "token parameter required")
@@ -50,6 +59,10 @@ class VoiceSessionConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
         session = await database_sync_to_async(selectors.voice_session_by_jti)(decoded.jti)
         if session is None or str(session.project_id) != decoded.project_id:
             return await self._refuse_token("unknown")
+        try:
+            await self.limits_acquire(project_id=session.project_id)
+        except QuotaExceeded as exc:
+            return await self._refuse(exc.close_code, exc.code)
         # Into the groups before the session is marked connected: if the channel layer is
         # down this raises (the socket closes with 1013) while the session is still issued,
         # so the same token connects once the layer is back.
@@ -82,6 +95,8 @@ class VoiceSessionConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
 
     async def _refuse(self, code: int, reason: str) -> None:
         self._closing = True
+        if code in (live.CLOSE_INVALID_TOKEN, live.CLOSE_REVOKED, live.CLOSE_EXPIRED):
+            await self.limits_auth_failed()
         await self.close(code=code, reason=reason[:120])
 
     @staticmethod
@@ -98,6 +113,10 @@ class VoiceSessionConsumer(live.TokenBoundMixin, AsyncWebsocketConsumer):
         )
         if size > agents_settings.VOICE_FRAME_MAX_BYTES:
             return await self.live_closing("frame too large", live.CLOSE_TOO_BIG)
+        limited = self.limits_frame("frames")
+        if limited is not None:
+            event = {"type": "error", "code": limited.code, "message": limited.message}
+            return await self._send_event({**event, **limited.extra})
         # The channel layer may have dropped a revocation: every frame re-checks the token.
         reason = await self.token_still_valid()
         if reason is not None:

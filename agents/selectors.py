@@ -94,3 +94,9 @@ def call_sessions_for(*, project: Project):
 
 def call_session_get(*, project: Project, call_id: str) -> CallSession | None:
     return call_sessions_for(project=project).filter(call_id=call_id).first()
+
+
+def open_call_sessions(now):
+    """Every project's open call sessions (not ended, not expired): what counts against the
+    max_call_sessions quota."""
+    return CallSession.objects.filter(ended_at__isnull=True, expires_at__gt=now)

@@ -37,6 +37,7 @@ class SessionTokenView(_SeedEndpoint):
     """Seed 003: POST /v1/session-token. Errors `{"error": "<message>"}`."""
 
     error_format = VATEL_ERRORS
+    limit_scope = "issue"
 
     def post(self, request):
         serializer = SessionTokenRequestSerializer(data=request.data)
@@ -69,6 +70,7 @@ class WebCallTokenView(_SeedEndpoint):
     `{"success", "message", "data"}`."""
 
     error_format = WEB_CALL_ERRORS
+    limit_scope = "issue"
 
     def post(self, request):
         serializer = WebCallRequestSerializer(data=request.data)
@@ -95,6 +97,7 @@ class TokenSourceView(RoomkeyAPIView):
     `{server_url, participant_token}`. Roomkey's own API, so DRF's error conventions."""
 
     parser_classes = [BoundedJSONParser]
+    limit_scope = "issue"
 
     def post(self, request):
         serializer = TokenSourceRequestSerializer(data=request.data)
@@ -206,6 +209,8 @@ class MetadataKeyView(_SessionView):
 class ToolTokenIssueView(_SessionView):
     """POST /api/v1/sessions/{call_id}/tool-tokens — 201 {token, expires_at, …}."""
 
+    limit_scope = "issue"
+
     def post(self, request, call_id):
         session = self.get_session(call_id)
         serializer = ToolTokenRequestSerializer(data=request.data)
@@ -236,6 +241,7 @@ class ToolTokenValidateView(RoomkeyAPIView):
     """POST /api/v1/tool-tokens/validate — 200 {valid, reason} for any token."""
 
     parser_classes = [BoundedJSONParser]
+    limit_scope = "validate"
 
     def post(self, request):
         serializer = ToolTokenValidateSerializer(data=request.data)
@@ -254,6 +260,7 @@ class ToolTokenDebugView(RoomkeyAPIView):
     """POST /api/v1/tool-tokens/debug — signalwire-sdk's debug_token() shape, plus `roomkey`."""
 
     parser_classes = [BoundedJSONParser]
+    limit_scope = "validate"
 
     def post(self, request):
         serializer = ToolTokenDebugSerializer(data=request.data)

@@ -102,6 +102,7 @@ def bench_env(database_url: str) -> dict:
         # Keys of this run only: other users of the same Redis are not disturbed.
         ROOMKEY_CHANNEL_PREFIX=f"rk-bench-{run}",
         ROOMKEY_CACHE_PREFIX=f"rk-bench-{run}",
+        ROOMKEY_LIMITS_PREFIX=f"rk-bench-{run}:limits:",
     )
     return env
 

@@ -72,6 +72,12 @@ ENDPOINTS = {
 }
 
 
+BENCH_RATES = ",".join(
+    f"{scope}=100000000/min"
+    for scope in ("issue", "validate", "introspect", "revoke", "chat", "api")
+)
+
+
 class SetupError(Exception):
     pass
 
@@ -279,6 +285,10 @@ def server_env(database_url: str) -> dict[str, str]:
         ROOMKEY_SERVE_STATIC="false",
         # Plain HTTP on loopback: production's TLS terminator is not part of the measurement.
         DJANGO_SECURE_SSL_REDIRECT="false",
+        # Rate limits stay on (every request is counted) but far above what one key sends
+        # here: a benchmark measures, it is not refused (bench/limits.py measures their cost).
+        ROOMKEY_RATES=BENCH_RATES,
+        ROOMKEY_ADDRESS_RATES=BENCH_RATES,
     )
     env.pop("DJANGO_READ_DOT_ENV", None)
     return env
@@ -324,7 +334,8 @@ def postgres_reset(url: str) -> str:
     return version
 
 
-def start_server(env: dict, port: int, log) -> subprocess.Popen:
+def start_server(env: dict, port: int, log, *extra: str) -> subprocess.Popen:
+    """uvicorn on 127.0.0.1:`port`; `extra`: more uvicorn options."""
     cmd = [
         *bin_path("uvicorn"),
         "config.asgi:application",
@@ -337,6 +348,7 @@ def start_server(env: dict, port: int, log) -> subprocess.Popen:
         "--lifespan",
         "off",
         "--no-proxy-headers",
+        *extra,
     ]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 

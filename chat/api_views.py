@@ -34,6 +34,8 @@ class _ChatAPIMixin(ContractErrorsMixin):
     """Every error in DRF's format (tokens.errors.DRF_ERRORS), request-body failures and
     unexpected exceptions included."""
 
+    limit_scope = "chat"
+
     @property
     def project(self):
         return self.request.user.project

@@ -19,6 +19,7 @@ import time
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from limits.sockets import SocketLimits
 from tokens import live
 from tokens.errors import (
     DATABASE_UNAVAILABLE,
@@ -46,11 +47,13 @@ from .relay_methods import V3, V4, ChatMethods
 log = logging.getLogger(__name__)
 
 
-class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
+class RelayConsumer(ChatMethods, SocketLimits, live.TokenBoundMixin, AsyncWebsocketConsumer):
     """One client socket. It lives on one chat token (TokenBoundMixin: closed on revocation
     in any process and at expiry), listens to the channel-layer group of each channel it
     subscribed to (v3) or can read (v4), and renders `chat.message` / `chat.member` events for
-    its protocol version. Channels serialises a consumer's frames and events, so no locking."""
+    its protocol version. Channels serialises a consumer's frames and events, so no locking.
+    SocketLimits: connects per address, a slot of the project's socket quota, requests per
+    socket."""
 
     # --- Lifecycle --------------------------------------------------------------------------
 
@@ -58,6 +61,8 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
         self.subscriptions: dict[str, object] = {}  # channel name -> Conversation
         self._checked_at = 0.0
         await self.accept()
+        if not await self.limits_admit():
+            return
         self.start_timer("auth", chat_settings.AUTH_TIMEOUT_SECONDS, self._auth_timed_out)
 
     async def _auth_timed_out(self):
@@ -119,6 +124,10 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
             return
         if not isinstance(params, dict):
             await self._refuse(rid, BadRequest("params must be an object.", code="invalid_params"))
+            return
+        limited = self.limits_frame("requests")
+        if limited is not None:
+            await self._refuse(rid, limited)
             return
         # The channel layer may have dropped a revocation; every request re-checks.
         if self.grant is not None and not await self._recheck():
@@ -208,6 +217,7 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
             message = "version.major must be 3 (chat) or 4 (Fabric)."
             raise BadRequest(message, code="invalid_params")
         grant = await self._grant_of(params)
+        await self.limits_acquire(project_id=grant.project.pk)
         self.grant, self.version = grant, major
         self.cancel_timer("auth")
         await self.bind_token(jti=grant.jti, kind="chat", expires_at=grant.expires_at)
@@ -224,7 +234,11 @@ class RelayConsumer(ChatMethods, live.TokenBoundMixin, AsyncWebsocketConsumer):
         token = auth.get("jwt_token") if isinstance(auth, dict) else None
         if not isinstance(token, str):
             raise BadRequest("authentication.jwt_token is required.", code="invalid_params")
-        return await database_sync_to_async(chat_grant)(token)
+        try:
+            return await database_sync_to_async(chat_grant)(token)
+        except ChatAuthError:
+            await self.limits_auth_failed()
+            raise
 
     async def _reauthenticate(self, params: dict) -> dict:
         """`signalwire.reauthenticate` (the v3 client's token refresh): the socket moves to a

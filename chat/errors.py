@@ -123,6 +123,8 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 NOT_AUTHENTICATED = -32001  # a chat request before signalwire.connect succeeded
 AUTH_FAILED = -32002  # a token that is not a usable chat token
+RATE_LIMITED = -32029  # a request over the socket's rate (data: retry_after)
+QUOTA_EXCEEDED = -32030  # the project's quota of relay sockets is reached
 
 # Protocol faults: the application-error codes answered with a JSON-RPC error. "invalid_request"
 # is tokens.errors.BadRequest's own code.
@@ -133,6 +135,8 @@ RPC_CODES = {
     "invalid_params": INVALID_PARAMS,
     "not_authenticated": NOT_AUTHENTICATED,
     ChatAuthError.code: AUTH_FAILED,
+    "rate_limited": RATE_LIMITED,
+    "quota_exceeded": QUOTA_EXCEEDED,
 }
 
 
@@ -143,9 +147,10 @@ def relay_answer(rid, error: ApplicationError) -> tuple[dict, tuple[int, str] | 
     socket stays open. Any other error is a result with SignalWire's code ("400" for bad
     input, else the HTTP status) and the input's `attribute` if it names one. A chat token
     refused at `signalwire.connect` (ChatAuthError) closes the socket after the answer: it
-    will not become valid by retrying on this socket. A dependency that is down (the
-    database) is -32603 with its message, and the socket closes with 1013 so the client
-    reconnects later.
+    will not become valid by retrying on this socket; so does a quota reached at
+    `signalwire.connect` (the error's `close_code`). A dependency that is down (the database)
+    is -32603 with its message, and the socket closes with 1013 so the client reconnects later.
+    The error's extra members (a rate limit's `retry_after`) are the JSON-RPC error's `data`.
     """
     if isinstance(error, Unavailable):
         return _rpc_error(rid, INTERNAL_ERROR, error.message), (live.CLOSE_UNAVAILABLE, error.code)
@@ -156,7 +161,9 @@ def relay_answer(rid, error: ApplicationError) -> tuple[dict, tuple[int, str] | 
         close = None
         if isinstance(error, ChatAuthError):
             close = (live.CLOSE_INVALID_TOKEN, "invalid token")
-        return _rpc_error(rid, rpc_code, error.message), close
+        elif error.code == "quota_exceeded":
+            close = (error.close_code, error.code)
+        return _rpc_error(rid, rpc_code, error.message, error.extra), close
     result = {"code": str(400 if isinstance(error, BadInput) else error.status)}
     result["message"] = error.message
     if error.field:
@@ -164,5 +171,8 @@ def relay_answer(rid, error: ApplicationError) -> tuple[dict, tuple[int, str] | 
     return {"jsonrpc": "2.0", "id": rid, "result": result}, None
 
 
-def _rpc_error(rid, code: int, message: str) -> dict:
-    return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
+def _rpc_error(rid, code: int, message: str, data: dict | None = None) -> dict:
+    error = {"code": code, "message": message}
+    if data:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": rid, "error": error}

@@ -28,6 +28,7 @@ class FabricAPIView(RoomkeyAPIView):
     authentication_classes = [ChatTokenAuthentication]
     parser_classes = [BoundedJSONParser]
     error_format = FABRIC_ERRORS
+    limit_scope = "chat"
 
     @property
     def grant(self):

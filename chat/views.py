@@ -30,6 +30,7 @@ def relay_url(request) -> str:
 class ChatTokenView(RoomkeyAPIView):
     parser_classes = [BoundedJSONParser]
     error_format = CHAT_TOKEN_ERRORS
+    limit_scope = "issue"
 
     def post(self, request):
         serializer = ChatTokenRequestSerializer(data=request.data)

@@ -11,6 +11,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from limits.asgi import LimitsBeforeViews  # noqa: E402
 from tokens.asgi import RequestBodyLimit, redact_query_tokens  # noqa: E402
 from tokens.origins import TokenSocketOriginValidator  # noqa: E402
 
@@ -21,7 +22,7 @@ if settings.ROOMKEY_SERVE_STATIC:
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
     http_app = ASGIStaticFilesHandler(django_asgi_app)
-http_app = RequestBodyLimit(http_app)
+http_app = RequestBodyLimit(LimitsBeforeViews(http_app))
 
 application = ProtocolTypeRouter(
     {

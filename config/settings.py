@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "channels",
     "axes",
     "tokens",
+    "limits",
     "chat",
     "agents",
 ]
@@ -293,6 +294,33 @@ else:
             "CONFIG": {"group_expiry": CHANNEL_GROUP_EXPIRY},
         }
     }
+
+# --- Rate limits and quotas (README "Limits and quotas") ------------------------------------
+# Read at call time through limits.conf.limits_settings; a project's own limits are edited in
+# the admin (Limits > Project limits and usage). Rates are "N/period" ("600/min", "20/10s");
+# an empty value is no limit.
+ROOMKEY_LIMITS = {
+    "RATE_LIMITS": env.bool("ROOMKEY_RATE_LIMITS", default=True),
+    # Per API key (per chat token on the Fabric paths) and, separately, per client address,
+    # for the scopes given (issue, validate, introspect, revoke, chat, api; the others keep
+    # their defaults, limits.conf.DEFAULT_RATES): ROOMKEY_RATES="issue=600/min,chat=100/10s".
+    "RATES": env.dict("ROOMKEY_RATES", default={}),
+    "ADDRESS_RATES": env.dict("ROOMKEY_ADDRESS_RATES", default={}),
+    "FAILED_AUTH_RATE": env.str("ROOMKEY_FAILED_AUTH_RATE", default="60/min"),
+    "CONNECT_RATE": env.str("ROOMKEY_CONNECT_RATE", default="600/min"),
+    "RELAY_REQUEST_RATE": env.str("ROOMKEY_RELAY_REQUEST_RATE", default="200/10s"),
+    "VOICE_FRAME_RATE": env.str("ROOMKEY_VOICE_FRAME_RATE", default="100/10s"),
+    # Quotas per project (empty: none).
+    "MAX_CHAT_SOCKETS": env.str("ROOMKEY_MAX_CHAT_SOCKETS", default="1000"),
+    "MAX_VOICE_SOCKETS": env.str("ROOMKEY_MAX_VOICE_SOCKETS", default="100"),
+    "MAX_CALL_SESSIONS": env.str("ROOMKEY_MAX_CALL_SESSIONS", default="1000"),
+    "MAX_VOICE_SESSION_SECONDS": env.str("ROOMKEY_MAX_VOICE_SESSION_SECONDS", default="3600"),
+    "SOCKET_LEASE_SECONDS": env.float("ROOMKEY_SOCKET_LEASE_SECONDS", default=90.0),
+    # Counters live in Redis (ROOMKEY_LIMITS_REDIS_URL, by default REDIS_URL) when it is set,
+    # else in Django's cache.
+    "REDIS_URL": env.str("ROOMKEY_LIMITS_REDIS_URL", default="") or None,
+    "KEY_PREFIX": env.str("ROOMKEY_LIMITS_PREFIX", default="rk:limits:"),
+}
 
 # Django refuses bodies over this before DRF's parsers see them (DRF reads request.body).
 DATA_UPLOAD_MAX_MEMORY_SIZE = ROOMKEY["MAX_BODY_BYTES"]

@@ -6,6 +6,7 @@ import base64
 import pytest
 from rest_framework.test import APIClient
 
+from limits import services as limits_services
 from tokens import services
 
 
@@ -15,6 +16,13 @@ def _fresh_key_cache():
     services.signing_keys_forget()
     yield
     services.signing_keys_forget()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    # Every in-process request comes from 127.0.0.1: each test starts with fresh counters.
+    limits_services.reset()
+    yield
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from .guards import request_guards
 from .inputs import encodable_json
 
 log = logging.getLogger(__name__)
@@ -285,11 +286,31 @@ DRF_ERRORS = DRFErrors()
 
 
 class ContractErrorsMixin:
-    """For DRF views and viewsets: every error is answered by the view's `error_format`."""
+    """For DRF views and viewsets: every error is answered by the view's `error_format`, and
+    the registered request guards (tokens.guards: rate limits) run around authentication."""
 
     error_format: ErrorFormat = DRF_ERRORS
 
+    def initial(self, request, *args, **kwargs):
+        # Guards run before the credentials are looked at (a client over its budget of failed
+        # authentications is refused without a key lookup), and again once the caller is known.
+        for guard in request_guards():
+            guard.before_authentication(request, self)
+        super().initial(request, *args, **kwargs)
+        for guard in request_guards():
+            guard.after_authentication(request, self)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for guard in request_guards():
+            for name, value in guard.response_headers(request, self).items():
+                response.setdefault(name, value)
+        return response
+
     def handle_exception(self, exc):
+        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+            for guard in request_guards():
+                exc = guard.authentication_failed(self.request, self, exc)
         if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
             # DRF's own answer picks the challenge of the view's first authenticator.
             header = self.get_authenticate_header(self.request)

@@ -23,6 +23,8 @@ class _TokenEndpoint(RoomkeyAPIView):
 class IntrospectView(_TokenEndpoint):
     """POST /api/v1/tokens/introspect — RFC 7662 for every kind Roomkey issues."""
 
+    limit_scope = "introspect"
+
     def post(self, request):
         token = self.token_from(request)
         return Response(services.token_introspect(token, project=request.user.project))
@@ -31,6 +33,8 @@ class IntrospectView(_TokenEndpoint):
 class RevokeView(_TokenEndpoint):
     """POST /api/v1/tokens/revoke — RFC 7009: 200 whether or not there was anything to revoke,
     and never another project's token."""
+
+    limit_scope = "revoke"
 
     def post(self, request):
         token = self.token_from(request)

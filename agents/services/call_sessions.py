@@ -6,6 +6,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from limits.services import quota_reserve
 from tokens.conf import roomkey_settings
 from tokens.errors import BadInput
 from tokens.models import IssuedToken, Project
@@ -27,7 +28,8 @@ def call_session_create(
     metadata: dict | None = None,
 ) -> CallSession:
     """A new session for `call_id` (a random url-safe id, as the SDK makes, when None).
-    Raises SessionExists, BadMetadata, BadInput for a bad call id or another project's agent."""
+    Raises SessionExists, BadMetadata, BadInput for a bad call id or another project's agent,
+    QuotaExceeded when the project has its maximum of open sessions."""
     call_id = call_id or toolformat.new_call_id()
     problem = call_id_problem(call_id)
     if problem:
@@ -41,6 +43,7 @@ def call_session_create(
     now = timezone.now()
     try:
         with transaction.atomic():
+            quota_reserve(project_id=project.pk, quota="max_call_sessions", now=now)
             session = CallSession.objects.create(
                 project=project,
                 call_id=call_id,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from limits.policy import voice_session_max_seconds
 from tokens import crypto
 from tokens import services as token_services
 from tokens.models import IssuedToken
@@ -78,7 +79,10 @@ def livekit_token_issue(
     )
     credentials = credentials or livekit_credentials_required(project=project)
     iat = int(timezone.now().timestamp())
-    exp = iat + int(agents_settings.LIVEKIT_TOKEN_TTL.total_seconds())
+    # Never longer than the project's longest voice session.
+    longest = voice_session_max_seconds(project.pk)
+    ttl = int(agents_settings.LIVEKIT_TOKEN_TTL.total_seconds())
+    exp = iat + (ttl if longest is None else min(ttl, longest))
     jti = crypto.new_jti()
     claims = livekit.access_token_claims(
         api_key=credentials.api_key,
