@@ -72,9 +72,11 @@ def replay_note() -> None:
 
 
 @pytest.fixture
-def in_process_world(transactional_db):
+def in_process_world(transactional_db, settings):
     """A project with an agent, an assistant and every token-source field open, through the
-    test client (real middleware, parsers and views; an exception in a view fails the test)."""
+    test client (real middleware, parsers and views; an exception in a view fails the test).
+    Rate limits are off: the fuzzer mangles credentials on purpose (tests/limits tests them)."""
+    settings.ROOMKEY_LIMITS = {**settings.ROOMKEY_LIMITS, "RATE_LIMITS": False}
     client = Client(raise_request_exception=True)
 
     def send(request: Request) -> Answer:
@@ -132,7 +134,9 @@ def served(tmp_path_factory):
     """uvicorn on a database of its own (PostgreSQL when DATABASE_URL is), with the demo
     data, sharing REDIS_URL when set: (base_url, port, World)."""
     with served_database(tmp_path_factory, "fuzz") as database_url:
-        env = server_env(database_url)
+        # The fuzzer mangles credentials on purpose, so its address would soon be over the
+        # failed-authentication budget: rate limits are off here (tests/limits tests them).
+        env = server_env(database_url, ROOMKEY_RATE_LIMITS="false")
         demo = prepare_database(env)
         with uvicorn(env) as (base, port), httpx.Client(base_url=base, timeout=30) as http:
 
