@@ -59,25 +59,23 @@ def _parse(buffer: bytearray) -> tuple[object, int]:
     end = buffer.find(b"\r\n")
     if end < 0:
         return None, 0
-    kind, line = buffer[:1], bytes(buffer[1:end])
-    if kind == b"+":
+    kind, line = buffer[0], bytes(buffer[1:end])
+    if kind == 0x2B:  # +
         return line.decode(), end + 2
-    if kind == b":":
+    if kind == 0x3A:  # :
         return int(line), end + 2
-    if kind == b"-":
+    if kind == 0x2D:  # -
         raise RedisReplyError(line.decode(errors="replace"))
-    if kind != b"*":
+    if kind != 0x2A:  # *
         raise RedisReplyError(f"unexpected reply {bytes(buffer[:20])!r}")
-    items, position = [], end + 2
-    for _ in range(int(line)):
-        item_end = buffer.find(b"\r\n", position)
-        if item_end < 0:
-            return None, 0
-        if buffer[position : position + 1] != b":":
-            raise RedisReplyError("expected an array of integers")
-        items.append(int(buffer[position + 1 : item_end]))
-        position = item_end + 2
-    return items, position
+    count = int(line)
+    lines = bytes(buffer[end + 2 :]).split(b"\r\n", count)
+    if len(lines) <= count:  # the last item is not all here yet
+        return None, 0
+    items = lines[:count]
+    if not all(item[:1] == b":" for item in items):
+        raise RedisReplyError("expected an array of integers")
+    return [int(item[1:]) for item in items], end + 2 + sum(len(i) + 2 for i in items)
 
 
 class LoopConnection:
