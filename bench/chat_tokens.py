@@ -334,8 +334,7 @@ def postgres_reset(url: str) -> str:
     return version
 
 
-def start_server(env: dict, port: int, log, *extra: str) -> subprocess.Popen:
-    """uvicorn on 127.0.0.1:`port`; `extra`: more uvicorn options."""
+def start_server(env: dict, port: int, log) -> subprocess.Popen:
     cmd = [
         *bin_path("uvicorn"),
         "config.asgi:application",
@@ -348,7 +347,6 @@ def start_server(env: dict, port: int, log, *extra: str) -> subprocess.Popen:
         "--lifespan",
         "off",
         "--no-proxy-headers",
-        *extra,
     ]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 

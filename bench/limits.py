@@ -2,13 +2,13 @@
 
 Two uvicorn processes on one database, alike but for ROOMKEY_RATE_LIMITS: on one, every
 `POST /api/chat/tokens` is checked (the address's failed-authentication budget and its count
-before authentication, the API key's count after it, RateLimit-* headers on the answer), at
-rates far above what the benchmark sends, so nothing is refused; the other checks nothing.
-Rounds alternate between them (on, off, off, on, …) in the same run; printed: req/s, p50/p99,
-server CPU per request of each, and the ratios on / off. Target: limiting adds at most 5 % to
-an issuance request's server time: CPU ms per request, on / off ≤ 1.05, as the median of the
-rounds' ratios (each round's two phases run back to back, so what else the machine does moves
-both; the ratio of the totals is printed too).
+and the API key's, in one round trip, RateLimit-* headers on the answer), at rates far above
+what the benchmark sends, so nothing is refused; the other checks nothing. They serve side by
+side, each with its own concurrent clients, in rounds of the same run, so that whatever else
+the machine does weighs on both alike. Printed: req/s, p50/p99 and server CPU per request of
+each, and the ratios on / off. Target: limiting adds at most 5 % to an issuance request's
+server time: CPU ms per request, on / off ≤ 1.05, as the median of the rounds' ratios (the
+ratio of the totals is printed too).
 
 Backends: SQLite with the in-memory cache (the embedded default: counters in the server's
 memory) and PostgreSQL with Redis (production: one Lua round trip per check), per
@@ -21,11 +21,13 @@ run counts in memory and says so.
     BENCH_BACKENDS=postgres BENCH_REQUESTS=3000 .venv/bin/python -m bench.limits
 
 Environment: BENCH_REQUESTS (per server, over all rounds; 2400), BENCH_ROUNDS (12),
-BENCH_CONCURRENCY, BENCH_WARMUP, BENCH_BACKENDS, BENCH_POSTGRES_URL as bench/chat_tokens.py.
+BENCH_CONCURRENCY (per server), BENCH_WARMUP, BENCH_BACKENDS, BENCH_POSTGRES_URL as
+bench/chat_tokens.py.
 Exit status: 0 when every request succeeded (target met or not: it is printed), 1 when any
 failed, 2 when a server could not be set up.
 """
 
+import asyncio
 import os
 import statistics
 import sys
@@ -64,8 +66,9 @@ PATH = "/api/chat/tokens"
 
 
 async def drive(servers: dict, api_key: str):
-    """servers: name -> (base url, pid). Warm-ups, then alternating measured rounds: returns
-    the warm-ups, the totals and each round's phases, per server."""
+    """servers: name -> (base url, pid). Warm-ups, then measured rounds in which both servers
+    serve at once, each its own clients: returns the warm-ups, the totals and each round's
+    phases, per server."""
     clients = {
         name: [
             httpx.AsyncClient(
@@ -78,23 +81,23 @@ async def drive(servers: dict, api_key: str):
         ]
         for name, (base, _) in servers.items()
     }
+
+    async def side_by_side(n: int) -> dict[str, Phase]:
+        phases = await asyncio.gather(
+            *(
+                run_phase(clients[name], PATH, b'"token"', n, pid)
+                for name, (_, pid) in servers.items()
+            )
+        )
+        return dict(zip(servers, phases, strict=True))
+
     try:
-        warm = {
-            name: await run_phase(clients[name], PATH, b'"token"', WARMUP, pid)
-            for name, (_, pid) in servers.items()
-        }
+        warm = await side_by_side(WARMUP)
         totals = {name: Phase(requests=0) for name in servers}
         rounds: list[dict[str, Phase]] = []
-        names = list(servers)
-        per_round = [REQUESTS // ROUNDS + (i < REQUESTS % ROUNDS) for i in range(ROUNDS)]
-        for i, n in enumerate(per_round):
-            # on, off, off, on, …: neither is always first after the other's phase, and drift
-            # over the run hits both alike.
-            rounds.append({})
-            for name in names if i % 2 == 0 else reversed(names):
-                pid = servers[name][1]
-                phase = await run_phase(clients[name], PATH, b'"token"', n, pid)
-                rounds[-1][name] = phase
+        for i in range(ROUNDS):
+            rounds.append(await side_by_side(REQUESTS // ROUNDS + (i < REQUESTS % ROUNDS)))
+            for name, phase in rounds[-1].items():
                 totals[name].add(phase)
         return warm, totals, rounds
     finally:
@@ -120,9 +123,7 @@ def bench_backend(label: str, database_url: str, workdir: Path) -> dict:
     try:
         for name, server_environment in envs.items():
             port = free_port()
-            # A server idles while the other is measured: keep its clients' connections.
-            log = logs[name].open("wb")
-            procs[name] = start_server(server_environment, port, log, "--timeout-keep-alive", "60")
+            procs[name] = start_server(server_environment, port, logs[name].open("wb"))
             servers[name] = (f"http://127.0.0.1:{port}", procs[name].pid)
         for name, (base, _) in servers.items():
             run_async(wait_ready(procs[name], base, api_key, logs[name]))
@@ -135,8 +136,8 @@ def bench_backend(label: str, database_url: str, workdir: Path) -> dict:
         results[name]["warmup_failures"] = phase.failures
     on, off = results["limits on"], results["limits off"]
     cpu_on, cpu_off = on["server_cpu_ms_per_req"], off["server_cpu_ms_per_req"]
-    # Each round's two phases ran back to back: their ratio is free of what else the machine
-    # did over the run, and the median of the rounds is what one interference cannot move.
+    # Each round's two phases ran at the same time: whatever else the machine did weighed on
+    # both, and the median of the rounds is what one interference cannot move.
     paired = [
         r["limits on"].server_cpu / r["limits off"].server_cpu
         for r in rounds
@@ -166,8 +167,9 @@ def print_report(info: dict, runs: list[dict], skipped: dict, errors: list[str])
         f"{' '.join(info['load_average_at_end'] or ['n/a'])}"
     )
     print(
-        f"Run: POST {PATH}, {REQUESTS} requests per server in {ROUNDS} alternating rounds, "
-        f"{CONCURRENCY} concurrent keep-alive connections, {WARMUP} warm-up requests each."
+        f"Run: POST {PATH}, {REQUESTS} requests per server in {ROUNDS} rounds, both servers "
+        f"at once, {CONCURRENCY} concurrent keep-alive connections each, {WARMUP} warm-up "
+        "requests each."
     )
     print()
     header = (

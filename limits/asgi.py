@@ -46,7 +46,9 @@ class LimitsBeforeViews:
             limit_scope = _limit_scope(scope["path"])
             if limit_scope is not None:
                 client = scope.get("client")
-                authorization = dict(scope.get("headers", ())).get(b"authorization", b"")
+                authorization = next(
+                    (v for k, v in scope.get("headers", ()) if k == b"authorization"), b""
+                )
                 admission = await services.admit_async(
                     client[0] if client else None,
                     scope=limit_scope,

@@ -24,6 +24,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
+from django.core.signals import setting_changed
 
 from .conf import limits_settings
 from .resp import LoopConnection, RedisReplyError
@@ -246,7 +247,7 @@ class LocalCounters:
 
 
 _lock = threading.Lock()
-_backend: tuple[tuple, RedisCounters | LocalCounters | CacheCounters] | None = None
+_backend: tuple[str, RedisCounters | LocalCounters | CacheCounters] | None = None
 
 
 def redis_url() -> str:
@@ -254,44 +255,59 @@ def redis_url() -> str:
     return configured if configured is not None else getattr(settings, "REDIS_URL", "")
 
 
-def backend() -> RedisCounters | LocalCounters | CacheCounters:
-    """The counters of the current settings (made again when they change)."""
+def _make() -> tuple[str, RedisCounters | LocalCounters | CacheCounters]:
+    url = redis_url()
+    if url:
+        counters = RedisCounters(
+            url,
+            timeout=limits_settings.REDIS_TIMEOUT_SECONDS,
+            retry_after=limits_settings.REDIS_RETRY_SECONDS,
+        )
+    elif isinstance(caches["default"], LocMemCache):
+        counters = LocalCounters()
+    else:
+        counters = CacheCounters()
+    return limits_settings.KEY_PREFIX, counters
+
+
+def _current() -> tuple[str, RedisCounters | LocalCounters | CacheCounters]:
+    """(key prefix, counters) of the settings, made once per change of them."""
     global _backend
-    config = (
-        redis_url(),
-        limits_settings.REDIS_TIMEOUT_SECONDS,
-        limits_settings.REDIS_RETRY_SECONDS,
-        type(caches["default"]),
-    )
     current = _backend
-    if current is not None and current[0] == config:
-        return current[1]
-    with _lock:
-        if _backend is None or _backend[0] != config:
-            url, timeout, retry_after, _ = config
-            if url:
-                counters = RedisCounters(url, timeout=timeout, retry_after=retry_after)
-            elif issubclass(config[3], LocMemCache):
-                counters = LocalCounters()
-            else:
-                counters = CacheCounters()
-            _backend = (config, counters)
-        return _backend[1]
+    if current is None:
+        with _lock:
+            current = _backend = _backend or _make()
+    return current
+
+
+def _settings_changed(*, setting, **kwargs):
+    global _backend
+    if setting in ("ROOMKEY_LIMITS", "REDIS_URL", "CACHES"):
+        _backend = None
+
+
+setting_changed.connect(_settings_changed, weak=False)
+
+
+def backend() -> RedisCounters | LocalCounters | CacheCounters:
+    """The counters of the current settings."""
+    return _current()[1]
 
 
 def hit(items: Sequence[tuple[str, float]]) -> list[Count]:
     """Hit or read each (key, window) counter, keys under KEY_PREFIX; raises
     CountersUnavailable."""
-    prefix = limits_settings.KEY_PREFIX
-    return backend().hit([(prefix + key, window) for key, window in items])
+    prefix, counters = _current()
+    return counters.hit([(prefix + key, window) for key, window in items])
 
 
 async def hit_async(items: Sequence[tuple[str, float]]) -> list[Count]:
     """`hit` from the event loop."""
-    prefix = limits_settings.KEY_PREFIX
-    return await backend().hit_async([(prefix + key, window) for key, window in items])
+    prefix, counters = _current()
+    return await counters.hit_async([(prefix + key, window) for key, window in items])
 
 
 def clear() -> None:
     """Forget every counter (under KEY_PREFIX)."""
-    backend().clear(limits_settings.KEY_PREFIX)
+    prefix, counters = _current()
+    counters.clear(prefix)

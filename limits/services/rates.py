@@ -167,6 +167,7 @@ class Admission:
     refusal: TooManyRequests | None = None
     digest: str | None = None
     credential: Check | None = None
+    guess: Rate | None = None  # the rate the credential was counted at
 
 
 def _credential_key(scope: str, rate: Rate, digest: str) -> str:
@@ -191,11 +192,11 @@ class _Admitting:
         self.scope = scope
         wanted = [(_key("fail", bucket), self.failed, "address", False)]
         wanted.append((key, rate, "address", True))
-        self.digest = None
+        self.digest = self.guess = None
         if credential and scope is not None:
             self.digest = crypto.sha256_hex(credential.encode("utf-8", "surrogatepass"))[:32]
             found, guess = _credential_rates.get((self.digest, scope))
-            guess = guess if found else policy.key_rate(scope)
+            self.guess = guess = guess if found else policy.key_rate(scope)
             if guess is not None:
                 wanted.append((_credential_key(scope, guess, self.digest), guess, "", True))
         self.counting = Counting(wanted)
@@ -206,14 +207,15 @@ class _Admitting:
             left = _blocked_for(self.bucket)
             if failed is not None and left > 0:
                 return Admission(refusal=_failed_auth_refusal(failed, left, headers=False))
-            return Admission(digest=self.digest)
+            return Admission(digest=self.digest, guess=self.guess)
         fail_check, check, *counted = checks
         if fail_check is not None and fail_check.count >= failed.limit:
             return Admission(refusal=_failed_auth_refusal(failed, fail_check.reset))
         reported = () if check is None else (check,)
         if check is not None and check.exceeded:
             return Admission(reported, refusal(check, self.what or policy.SCOPES[self.scope]))
-        return Admission(reported, digest=self.digest, credential=counted[0] if counted else None)
+        credential = counted[0] if counted else None
+        return Admission(reported, digest=self.digest, credential=credential, guess=self.guess)
 
 
 def admit(
@@ -256,7 +258,8 @@ def credential_check(admission: Admission, *, scope: str, per: str, project_id) 
     if admission.digest is None or not policy.rate_limits_on():
         return None
     rate = policy.key_rate(scope, project_id)
-    _credential_rates.put((admission.digest, scope), rate)
+    if rate != admission.guess:
+        _credential_rates.put((admission.digest, scope), rate)
     if rate is None:
         return None
     counted = admission.credential
