@@ -10,6 +10,10 @@ Each HTTP contract Roomkey serves (SignalWire's, Vatel's, the web-call envelope,
 unexpected exception (500) — is answered in that shape. Requests that reach no view (an
 unroutable path, a body refused before Django reads it) find their format by path through
 `format_for_path`, where each app registers the paths of its contracts.
+
+The module is a little over 400 lines on purpose: the vocabulary, the classification of every
+exception and the pages that answer outside views are kept together, so which status and shape
+an error gets is decided in one file.
 """
 
 import logging
