@@ -27,9 +27,9 @@ from hypothesis.configuration import set_hypothesis_home_dir
 # --- Budget and settings ------------------------------------------------------------------
 
 # Examples per fuzzed target (each HTTP endpoint in process); the served-HTTP and socket tests
-# derive theirs from it (tests/test_fuzz.py). The default, about 3,700 cases in all, keeps the
+# derive theirs from it (tests/test_fuzz.py). The default, about 3,100 cases in all, keeps the
 # fuzz tests near a minute per backend.
-EXAMPLES = int(os.environ.get("ROOMKEY_FUZZ_EXAMPLES") or 60)
+EXAMPLES = int(os.environ.get("ROOMKEY_FUZZ_EXAMPLES") or 50)
 # A failing run prints its seed; ROOMKEY_FUZZ_SEED=<seed> replays the same cases.
 SEED = int(os.environ.get("ROOMKEY_FUZZ_SEED") or random.SystemRandom().randrange(2**32))
 

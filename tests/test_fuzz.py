@@ -16,7 +16,8 @@ import uuid
 
 import httpx
 import pytest
-from django.test import Client
+from django.core.management import call_command
+from django.test import Client, override_settings
 from hypothesis import assume, given, note, seed, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -71,12 +72,19 @@ def replay_note() -> None:
 # --- HTTP in process ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def in_process_world(transactional_db, settings):
+@pytest.fixture(scope="module")
+def in_process_world(django_db_setup, django_db_blocker):
     """A project with an agent, an assistant and every token-source field open, through the
     test client (real middleware, parsers and views; an exception in a view fails the test).
+
+    One world for every endpoint of the module, in autocommit as in production; flushed at
+    the end as a transactional test leaves the database (once, not once per endpoint).
     Rate limits are off: the fuzzer mangles credentials on purpose (tests/limits tests them)."""
-    settings.ROOMKEY_LIMITS = {**settings.ROOMKEY_LIMITS, "RATE_LIMITS": False}
+    from django.conf import settings as django_settings
+
+    limits_off = override_settings(
+        ROOMKEY_LIMITS={**django_settings.ROOMKEY_LIMITS, "RATE_LIMITS": False}
+    )
     client = Client(raise_request_exception=True)
 
     def send(request: Request) -> Answer:
@@ -90,23 +98,27 @@ def in_process_world(transactional_db, settings):
         )
         return Answer(response.status_code, response.get("Content-Type", ""), response.content)
 
-    project, key = token_services.project_create(name="Fuzz")
-    agent, version = make_agent(project, dispatch_name="demo-agent")
-    assistant = Assistant.objects.create(
-        project=project, name="A", dispatch_name="demo-assistant", prompt_template="Hi {{name}}"
-    )
-    LiveKitConfig.objects.create(
-        project=project,
-        token_source_fields=[*LiveKitConfig.DEFAULT_TOKEN_SOURCE_FIELDS, "room_config"],
-    )
-    return World(
-        send=send,
-        project_id=str(project.pk),
-        api_key=key.raw,
-        agent_id=str(agent.pk),
-        version_id=str(version.pk),
-        assistant_id=str(assistant.pk),
-    ).setup()
+    with django_db_blocker.unblock(), limits_off:
+        project, key = token_services.project_create(name="Fuzz")
+        agent, version = make_agent(project, dispatch_name="demo-agent")
+        assistant = Assistant.objects.create(
+            project=project, name="A", dispatch_name="demo-assistant", prompt_template="Hi {{name}}"
+        )
+        LiveKitConfig.objects.create(
+            project=project,
+            token_source_fields=[*LiveKitConfig.DEFAULT_TOKEN_SOURCE_FIELDS, "room_config"],
+        )
+        try:
+            yield World(
+                send=send,
+                project_id=str(project.pk),
+                api_key=key.raw,
+                agent_id=str(agent.pk),
+                version_id=str(version.pk),
+                assistant_id=str(assistant.pk),
+            ).setup()
+        finally:
+            call_command("flush", interactive=False, verbosity=0)
 
 
 def run_http(endpoint, world, examples):
