@@ -1,9 +1,11 @@
 """LiveKit's token-source contract (`POST /api/v1/livekit/token-source`): a LiveKit token
 for what the client asks, within what the project lets clients set."""
 
+from django.db import transaction
+
 from tokens.errors import NotFound
 
-from .. import selectors
+from .. import livekit, selectors
 from ..errors import FieldsNotAllowed, RoomEnded, Unprocessable
 from ..models import Room
 from .livekit import IssuedLiveKit, livekit_credentials_required, livekit_token_issue, random_suffix
@@ -33,7 +35,6 @@ def token_source_issue(
     if refused:
         raise FieldsNotAllowed(refused)
     credentials = livekit_credentials_required(project=project, config=config)
-    room = _room_for(project, request.get("room_name") or f"room_{random_suffix(12)}")
     dispatches = (request.get("room_config") or {}).get("agents") or []
     if dispatches:
         known = selectors.dispatch_names(project=project)
@@ -43,20 +44,27 @@ def token_source_issue(
                 f"room_config names agents this project does not have: {', '.join(unknown)}.",
                 field="room_config",
             )
-    return livekit_token_issue(
-        project=project,
-        identity=request.get("participant_identity") or f"participant_{random_suffix(12)}",
-        room=room.name,
-        name=request.get("participant_name") or "",
-        metadata=request.get("participant_metadata") or "",
-        attributes=request.get("participant_attributes") or None,
-        dispatches=dispatches,
-        grants={"source": "token-source"},
-        api_key=api_key,
-        client_ip=client_ip,
-        fields=TOKEN_SOURCE_LABELS,
-        credentials=credentials,
-    )
+    participant = {
+        "identity": request.get("participant_identity") or f"participant_{random_suffix(12)}",
+        "room": request.get("room_name") or f"room_{random_suffix(12)}",
+        "name": request.get("participant_name") or "",
+        "metadata": request.get("participant_metadata") or "",
+        "attributes": request.get("participant_attributes") or None,
+        "dispatches": dispatches,
+    }
+    # Every check before the room is recorded: a refused request leaves nothing behind.
+    livekit.check_limits(**participant, fields=TOKEN_SOURCE_LABELS)
+    with transaction.atomic():
+        _room_for(project, participant["room"])
+        return livekit_token_issue(
+            project=project,
+            **participant,
+            grants={"source": "token-source"},
+            api_key=api_key,
+            client_ip=client_ip,
+            fields=TOKEN_SOURCE_LABELS,
+            credentials=credentials,
+        )
 
 
 def _room_for(project, name: str) -> Room:
