@@ -177,10 +177,13 @@ async def is_open(ws) -> bool:
 @contextmanager
 def cluster(chat_server, *, redis_url: str | None = None):
     """Two more uvicorn processes on the served chat database (tests/chat_served.py, with the
-    demo project and agent), sharing `redis_url` (default: the test run's REDIS_URL)."""
+    demo project and agent), sharing `redis_url` (default: the test run's REDIS_URL) as their
+    channel layer. The rate limits' counters stay on the run's own Redis: a fault here is the
+    channel layer's, and tests/limits tests what the limits do when their Redis fails."""
     env = dict(chat_server.env)
     if redis_url is not None:
         env["REDIS_URL"] = redis_url
+        env["ROOMKEY_LIMITS_REDIS_URL"] = os.environ.get("REDIS_URL", "")
     with ExitStack() as stack:
         served = [stack.enter_context(uvicorn(env)) for _ in range(2)]
         yield Cluster(

@@ -176,4 +176,4 @@ async def test_a_redis_fault(faulty, fault):
     # The voice sessions whose sockets the fault closed have ended (their tokens with them).
     for token in voice_tokens:
         assert servers.introspect(token) == {"active": False}
-        assert await _new_voice_close_code(servers, token, on=0) == live.CLOSE_ENDED
+        assert await _new_voice_close_code(servers, token, on=0) == live.CLOSE_INVALID_TOKEN
