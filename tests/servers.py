@@ -69,9 +69,16 @@ def uvicorn(env: dict, *, port: int | None = None, log_level="warning", stderr=N
     """Run `uvicorn config.asgi:application` with `env`; yields (base_url, port). `stderr`: a
     file for the server's log (default: this process's)."""
     port = port or free_port()
-    server = subprocess.Popen(
-        uvicorn_command(port, log_level=log_level), env=env, cwd=ROOT, stderr=stderr
-    )
+    command = uvicorn_command(port, log_level=log_level)
+    with serving(command, env, port, stderr=stderr) as base:
+        yield base, port
+
+
+@contextmanager
+def serving(command: list[str], env: dict, port: int, *, stderr=None):
+    """Run `command` (a server listening on 127.0.0.1:`port`) until it answers HTTP; yields
+    its base URL, and stops it on the way out."""
+    server = subprocess.Popen(command, env=env, cwd=ROOT, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -81,9 +88,9 @@ def uvicorn(env: dict, *, port: int | None = None, log_level="warning", stderr=N
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("uvicorn did not start") from None
+                    raise RuntimeError(f"{' '.join(command[-6:])} did not start") from None
                 time.sleep(0.1)
-        yield base, port
+        yield base
     finally:
         server.terminate()
         server.wait(timeout=10)

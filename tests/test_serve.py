@@ -7,15 +7,13 @@ import json
 import os
 import socket
 import struct
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
 
-import httpx
 import pytest
 
-from tests.servers import ROOT, free_port, prepare_database, server_env
+from tests.servers import free_port, prepare_database, server_env, serving
 
 HEAD_LIMIT = 4096
 MAX_CONNECTIONS = 4
@@ -33,22 +31,8 @@ def serve(env: dict, **limits):
         "WORKERS": "1",
         **{f"ROOMKEY_SERVE_{name.upper()}": str(value) for name, value in limits.items()},
     }
-    server = subprocess.Popen([sys.executable, "-m", "config.serve"], env=env, cwd=ROOT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(base + "/", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("config.serve did not start") from None
-                time.sleep(0.1)
+    with serving([sys.executable, "-m", "config.serve"], env, port):
         yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
